@@ -1,0 +1,29 @@
+"""
+Sphinx configuration: autodoc over the installed package, Napoleon docstrings, furo theme.
+"""
+
+import importlib.metadata
+
+project = "event-collector"
+author = "event-collector developers"
+release = importlib.metadata.version("event-collector")
+version = release
+
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+html_theme = "furo"
+nitpicky = True
+# No network at build time: references into trio, attrs, structlog and the standard
+# library stay plain text instead of links.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(trio|attrs|attr|structlog|outcome|contextlib|collections|typing|types)\..*"),
+    (r"py:.*", r"(T|D|T_co|Any|Self|Final|TypeAlias|NoReturn|BaseException|Exception)"),
+    (r"py:.*", r"(int|float|str|bool|object|list|tuple|dict|type|None|Callable|Sequence)"),
+    (r"py:.*", r"(Awaitable|Iterable|Iterator|AsyncIterator|ExceptionGroup|TracebackType)"),
+    (r"py:.*", r"(_AnyResult|Processor|Lifecycle|MonotonicTime|FilteringBoundLogger)"),
+    (r"py:.*", r"(TaskStatus|Nursery|SendChannel|ReceiveChannel|MemoryChannelStatistics)"),
+]
