@@ -1,0 +1,136 @@
+"""
+Collectors: a key, an async processor, an optional lifecycle, a context and topics.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeAlias, final
+
+import attrs
+import trio
+
+from ._data import Context, Error, Ok, Payload, _AnyResult, _to_topics
+from ._logging import FilteringBoundLogger, logger
+
+__all__ = ["Collector", "Lifecycle", "Processor"]
+
+#: An event handler: ``async def processor(payload, ctx) -> Ok | Error``.
+Processor: TypeAlias = Callable[[Payload[Any], Context], Awaitable[_AnyResult]]
+#: Setup and teardown of a collector: called with the collector's context, it returns an
+#: async context manager (an ``@asynccontextmanager`` function fits).
+Lifecycle: TypeAlias = Callable[[Context], AbstractAsyncContextManager[object]]
+
+
+def _is_async_callable(fn: object) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 (objects with an async __call__)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _check_key(_: object, __: attrs.Attribute[str], key: str) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"collector key must be a str, got {type(key).__name__}")
+    if not key:
+        raise ValueError("collector key must not be empty")
+
+
+def _check_processor(_: object, __: attrs.Attribute[Processor], processor: Processor) -> None:
+    if not _is_async_callable(processor):
+        raise TypeError(
+            f"processor must be an async function (async def), got {processor!r}"
+        )
+
+
+def _check_lifecycle(_: object, __: attrs.Attribute[Lifecycle | None], value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"lifecycle must be a callable taking the context, got {value!r}")
+
+
+def _check_ctx(_: object, __: attrs.Attribute[Context], ctx: object) -> None:
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx must be a Context, got {type(ctx).__name__}")
+
+
+def _check_timeout(_: object, __: attrs.Attribute[float | None], timeout: object) -> None:
+    if timeout is None:
+        return
+    if type(timeout) is bool or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if not timeout > 0 or math.isnan(timeout):
+        raise ValueError(f"timeout must be > 0, got {timeout!r}")
+
+
+@final
+@attrs.frozen(eq=False)
+class Collector:
+    """
+    A named event handler the queue routes payloads to.
+
+    Args:
+        key: Unique name of the collector within a queue; ``Delivery.KEY`` payloads name it.
+        processor: ``async def processor(payload, ctx) -> Ok | Error``.
+        lifecycle: Optional ``lifecycle(ctx)`` returning an async context manager, entered
+            before the queue starts consuming and exited after it stops.
+        ctx: The collector's :class:`~event_collector.Context`; a new empty one by default.
+        topics: Topics the collector listens to for ``Delivery.TOPIC`` payloads.
+        timeout: Optional bound in seconds on each processor call; a call that exceeds it
+            gives ``Error(trio.TooSlowError())``.
+
+    Raises:
+        TypeError: ``processor`` is not an async callable, ``lifecycle`` is not callable,
+            ``key`` is not a str, ``topics`` is a bare str, ``ctx`` is not a Context.
+        ValueError: ``key`` is empty or ``timeout`` is not positive.
+    """
+
+    key: str = attrs.field(validator=_check_key)
+    processor: Processor = attrs.field(validator=_check_processor)
+    lifecycle: Lifecycle | None = attrs.field(
+        default=None, kw_only=True, validator=_check_lifecycle
+    )
+    ctx: Context = attrs.field(factory=Context, kw_only=True, validator=_check_ctx)
+    topics: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_topics)
+    timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
+
+    async def process(
+        self, payload: Payload[Any], *, log: FilteringBoundLogger = logger
+    ) -> _AnyResult:
+        """
+        Run the processor on ``payload`` and always come back with a result.
+
+        A processor that raises gives ``Error(exc)`` (logged as ``processor_failed``), one
+        that returns anything but ``Ok``/``Error`` gives ``Error(TypeError)``, one that runs
+        past ``timeout`` gives ``Error(trio.TooSlowError())``. Routers call this; custom
+        routers should too.
+
+        Args:
+            payload: The payload to process.
+            log: Where to log processor failures; routers pass their queue's logger.
+
+        This is a checkpoint exactly when the processor is.
+
+        On cancellation the processor sees ``trio.Cancelled``, which propagates.
+        """
+        try:
+            if self.timeout is None:
+                result = await self.processor(payload, self.ctx)
+            else:
+                with trio.move_on_after(self.timeout) as scope:
+                    result = await self.processor(payload, self.ctx)
+                if scope.cancelled_caught:
+                    return Error(trio.TooSlowError(f"processor exceeded {self.timeout} s"))
+        except Exception as exc:
+            log.error("processor_failed", collector=self.key, exc_info=exc)
+            return Error(exc)
+        if type(result) is Ok or type(result) is Error:
+            return result
+        return Error(
+            TypeError(
+                f"processor of collector {self.key!r} must return Ok or Error, "
+                f"got {type(result).__name__}"
+            )
+        )

@@ -1,0 +1,348 @@
+"""
+Data types that cross the collector queue: payloads, results and collector contexts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from types import SimpleNamespace
+from typing import Any, Generic, NoReturn, TypeAlias, TypeVar, final, overload
+
+import attrs
+import trio
+
+from ._errors import ProcessingError
+
+__all__ = [
+    "Context",
+    "Delivery",
+    "Error",
+    "Ok",
+    "Payload",
+    "QueueType",
+    "Result",
+    "ResultList",
+]
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+@final
+class Delivery(enum.Enum):
+    """
+    How the router picks the collectors that receive a payload.
+    """
+
+    #: Every collector of the queue.
+    BROADCAST = "broadcast"
+    #: The collectors whose key is in ``Payload.keys``.
+    KEY = "key"
+    #: The collectors that listen to at least one of ``Payload.topics`` (exact match).
+    TOPIC = "topic"
+
+
+@final
+class QueueType(enum.Enum):
+    """
+    The order in which queued events leave the queue.
+    """
+
+    #: First in, first out (a trio memory channel).
+    FIFO = "fifo"
+    #: Lowest ``Payload.priority`` first; equal priorities in arrival order.
+    PRIORITY = "priority"
+    #: Last in, first out.
+    LIFO = "lifo"
+
+
+def _names(field: str) -> Callable[[Iterable[str]], tuple[str, ...]]:
+    """
+    Build the converter of a field holding collector keys or topics.
+
+    Accepts any iterable of ``str`` and stores a tuple; a bare ``str`` is refused because
+    ``keys="a"`` would silently mean ``("a",)`` only by luck of single letters.
+    """
+
+    def convert(value: Iterable[str]) -> tuple[str, ...]:
+        if type(value) is tuple:
+            names: tuple[str, ...] = value
+        elif isinstance(value, str):
+            raise TypeError(f"{field} must be a sequence of str, not a str: use [{value!r}]")
+        else:
+            names = tuple(value)
+        for name in names:
+            if type(name) is not str:
+                raise TypeError(f"{field} must hold str, got {type(name).__name__}")
+        return names
+
+    convert.__name__ = f"convert_{field}"
+    return convert
+
+
+_to_keys = _names("keys")
+_to_topics = _names("topics")
+
+
+def _check_priority(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (type(value) is bool or not isinstance(value, int)):
+        raise TypeError(f"priority must be an int or None, got {type(value).__name__}")
+
+
+@final
+@attrs.frozen
+class Payload(Generic[T]):
+    """
+    An event value plus the metadata that says where and in which order to deliver it.
+
+    Args:
+        value: The event itself; any object, need not be hashable or comparable.
+        delivery: How the router picks collectors (default: broadcast to all).
+        keys: Collector keys for ``Delivery.KEY``; lists are stored as tuples.
+        topics: Topics for ``Delivery.TOPIC``; lists are stored as tuples.
+        priority: Priority in a ``QueueType.PRIORITY`` queue, lower first; ``None`` means the
+            queue's ``default_priority``. Ignored by FIFO and LIFO queues.
+
+    Raises:
+        TypeError: ``keys`` or ``topics`` is a bare ``str`` or holds a non-``str``;
+            ``priority`` is not an ``int``.
+        ValueError: ``Delivery.KEY`` without keys or ``Delivery.TOPIC`` without topics.
+    """
+
+    value: T
+    delivery: Delivery = Delivery.BROADCAST
+    keys: tuple[str, ...] = attrs.field(default=(), converter=_to_keys)
+    topics: tuple[str, ...] = attrs.field(default=(), converter=_to_topics)
+    priority: int | None = attrs.field(default=None, validator=_check_priority)
+
+    def __attrs_post_init__(self) -> None:
+        delivery = self.delivery
+        if delivery is Delivery.KEY:
+            if not self.keys:
+                raise ValueError("Delivery.KEY needs at least one key")
+        elif delivery is Delivery.TOPIC:
+            if not self.topics:
+                raise ValueError("Delivery.TOPIC needs at least one topic")
+        elif delivery is not Delivery.BROADCAST:
+            raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+
+
+@final
+@attrs.frozen
+class Ok(Generic[T]):
+    """
+    A successful result holding the processor's return value.
+
+    Usable in ``match``: ``case Ok(value): ...``.
+    """
+
+    value: T
+
+    def is_ok(self) -> bool:
+        """
+        Return True: this result is a success.
+        """
+        return True
+
+    def is_error(self) -> bool:
+        """
+        Return False: this result is not a failure.
+        """
+        return False
+
+    def unwrap(self) -> T:
+        """
+        Return the value.
+        """
+        return self.value
+
+    def unwrap_or(self, default: object) -> T:
+        """
+        Return the value; ``default`` is only used by :class:`Error`.
+        """
+        return self.value
+
+
+def _to_exception(error: BaseException | str) -> BaseException:
+    if isinstance(error, BaseException):
+        return error
+    if isinstance(error, str):
+        return ProcessingError(error)
+    raise TypeError(f"error must be an exception or a str, got {type(error).__name__}")
+
+
+@final
+@attrs.frozen
+class Error:
+    """
+    A failed result holding the exception that describes the failure.
+
+    ``Error("text")`` wraps the text in :class:`~event_collector.ProcessingError`.
+    Usable in ``match``: ``case Error(err): ...``.
+    """
+
+    error: BaseException = attrs.field(converter=_to_exception)
+
+    def is_ok(self) -> bool:
+        """
+        Return False: this result is not a success.
+        """
+        return False
+
+    def is_error(self) -> bool:
+        """
+        Return True: this result is a failure.
+        """
+        return True
+
+    def unwrap(self) -> NoReturn:
+        """
+        Raise the wrapped exception.
+
+        Raises:
+            BaseException: The exception this result holds.
+        """
+        raise self.error
+
+    def unwrap_or(self, default: D) -> D:
+        """
+        Return ``default``: a failure has no value.
+        """
+        return default
+
+
+#: The outcome of one collector: ``Ok(value)`` or ``Error(exception)``.
+Result: TypeAlias = Ok[T] | Error
+
+_AnyResult: TypeAlias = Ok[Any] | Error
+
+
+def _to_results(results: Iterable[_AnyResult]) -> tuple[_AnyResult, ...]:
+    results = results if type(results) is tuple else tuple(results)
+    for result in results:
+        if type(result) is not Ok and type(result) is not Error:
+            raise TypeError(f"a ResultList holds Ok or Error, got {type(result).__name__}")
+    return results
+
+
+def _no_keys(self: ResultList) -> tuple[None, ...]:
+    return (None,) * len(self.results)
+
+
+def _check_keys(self: ResultList, _: object, keys: tuple[str | None, ...]) -> None:
+    if len(keys) != len(self.results):
+        raise ValueError("a ResultList needs exactly one key (or None) per result")
+
+
+@final
+@attrs.frozen
+class ResultList(Sequence[_AnyResult]):
+    """
+    The results of one event, one per collector reached, in collector registration order.
+
+    An immutable sequence: ``len()``, indexing and ``for`` work as on a tuple.
+
+    Args:
+        results: The results, each ``Ok`` or ``Error``.
+        keys: The key of the collector behind each result, or ``None`` where no collector
+            produced it (the ``Ok(None)`` of an event that matched no collector, or the
+            ``Error`` of an event cancelled before it left the queue). Defaults to all ``None``.
+
+    Raises:
+        TypeError: A result is neither ``Ok`` nor ``Error``.
+        ValueError: ``keys`` and ``results`` differ in length.
+    """
+
+    results: tuple[_AnyResult, ...] = attrs.field(converter=_to_results)
+    keys: tuple[str | None, ...] = attrs.field(
+        default=attrs.Factory(_no_keys, takes_self=True), converter=tuple, validator=_check_keys
+    )
+
+    @overload
+    def __getitem__(self, index: int) -> _AnyResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> ResultList: ...
+    def __getitem__(self, index: int | slice) -> _AnyResult | ResultList:
+        if isinstance(index, slice):
+            return ResultList(self.results[index], self.keys[index])
+        return self.results[index]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[_AnyResult]:
+        return iter(self.results)
+
+    @property
+    def delivered(self) -> bool:
+        """
+        Whether at least one collector was reached.
+
+        False for an event that matched no collector (its single result is ``Ok(None)``) and
+        for an event cancelled by shutdown before it left the queue.
+        """
+        return any(key is not None for key in self.keys)
+
+    def first(self) -> _AnyResult:
+        """
+        Return the first result.
+
+        Raises:
+            IndexError: The list is empty.
+        """
+        if not self.results:
+            raise IndexError("result list is empty")
+        return self.results[0]
+
+    def items(self) -> Iterator[tuple[str | None, _AnyResult]]:
+        """
+        Iterate over ``(collector key, result)`` pairs.
+        """
+        return zip(self.keys, self.results, strict=True)
+
+    def by_key(self) -> dict[str, _AnyResult]:
+        """
+        Return the results of reached collectors, keyed by collector key.
+        """
+        return {key: result for key, result in self.items() if key is not None}
+
+    def iter(self) -> AsyncIterator[_AnyResult]:
+        """
+        Return an async iterator over the results (``async for result in rl.iter()``).
+
+        Kept for compatibility with the asyncio library this API comes from; a plain ``for``
+        does the same without awaiting. Each step is a checkpoint.
+        """
+        return _AsyncResults(iter(self.results))
+
+
+@final
+class _AsyncResults:
+    __slots__ = ("_results",)
+
+    def __init__(self, results: Iterator[_AnyResult]) -> None:
+        self._results = results
+
+    def __aiter__(self) -> _AsyncResults:
+        return self
+
+    async def __anext__(self) -> _AnyResult:
+        await trio.lowlevel.checkpoint()
+        try:
+            return next(self._results)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+@final
+class Context(SimpleNamespace):
+    """
+    An attribute bag for a collector's own objects (a database client, settings...).
+
+    Each :class:`~event_collector.Collector` gets an empty one unless you pass your own;
+    its lifecycle sets attributes on it and its processor reads them.
+
+    Example:
+        ``ctx = Context(table="readings"); ctx.client = make_client()``
+    """
