@@ -41,9 +41,7 @@ def _check_key(_: object, __: attrs.Attribute[str], key: str) -> None:
 
 def _check_processor(_: object, __: attrs.Attribute[Processor], processor: Processor) -> None:
     if not _is_async_callable(processor):
-        raise TypeError(
-            f"processor must be an async function (async def), got {processor!r}"
-        )
+        raise TypeError(f"processor must be an async function (async def), got {processor!r}")
 
 
 def _check_lifecycle(_: object, __: attrs.Attribute[Lifecycle | None], value: object) -> None:
@@ -85,6 +83,7 @@ class Collector:
         TypeError: ``processor`` is not an async callable, ``lifecycle`` is not callable,
             ``key`` is not a str, ``topics`` is a bare str, ``ctx`` is not a Context.
         ValueError: ``key`` is empty or ``timeout`` is not positive.
+
     """
 
     key: str = attrs.field(validator=_check_key)
@@ -114,7 +113,9 @@ class Collector:
         This is a checkpoint exactly when the processor is.
 
         On cancellation the processor sees ``trio.Cancelled``, which propagates.
+
         """
+        result: object
         try:
             if self.timeout is None:
                 result = await self.processor(payload, self.ctx)

@@ -5,7 +5,7 @@ Data types that cross the collector queue: payloads, results and collector conte
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, Generic, NoReturn, TypeAlias, TypeVar, final, overload
 
@@ -57,41 +57,37 @@ class QueueType(enum.Enum):
     LIFO = "lifo"
 
 
-def _names(field: str) -> Callable[[Iterable[str]], tuple[str, ...]]:
+def _names(field: str, value: Iterable[str]) -> tuple[str, ...]:
     """
-    Build the converter of a field holding collector keys or topics.
+    Convert collector keys or topics: any iterable of ``str`` becomes a tuple.
 
-    Accepts any iterable of ``str`` and stores a tuple; a bare ``str`` is refused because
-    ``keys="a"`` would silently mean ``("a",)`` only by luck of single letters.
+    A bare ``str`` is refused because ``keys="a"`` would only work by luck of single letters.
     """
-
-    def convert(value: Iterable[str]) -> tuple[str, ...]:
-        if type(value) is tuple:
-            names: tuple[str, ...] = value
-        elif isinstance(value, str):
-            raise TypeError(f"{field} must be a sequence of str, not a str: use [{value!r}]")
-        else:
-            names = tuple(value)
-        for name in names:
-            if type(name) is not str:
-                raise TypeError(f"{field} must hold str, got {type(name).__name__}")
-        return names
-
-    convert.__name__ = f"convert_{field}"
-    return convert
+    if type(value) is tuple:
+        names: tuple[str, ...] = value
+    elif isinstance(value, str):
+        raise TypeError(f"{field} must be a sequence of str, not a str: use [{value!r}]")
+    else:
+        names = tuple(value)
+    for name in names:
+        if type(name) is not str:
+            raise TypeError(f"{field} must hold str, got {type(name).__name__}")
+    return names
 
 
-_to_keys = _names("keys")
-_to_topics = _names("topics")
+def _to_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    return _names("keys", keys)
 
 
-def _check_priority(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and (type(value) is bool or not isinstance(value, int)):
-        raise TypeError(f"priority must be an int or None, got {type(value).__name__}")
+def _to_topics(topics: Iterable[str]) -> tuple[str, ...]:
+    return _names("topics", topics)
+
+
+_setattr = object.__setattr__
 
 
 @final
-@attrs.frozen
+@attrs.frozen(init=False)
 class Payload(Generic[T]):
     """
     An event value plus the metadata that says where and in which order to deliver it.
@@ -106,30 +102,48 @@ class Payload(Generic[T]):
 
     Raises:
         TypeError: ``keys`` or ``topics`` is a bare ``str`` or holds a non-``str``;
-            ``priority`` is not an ``int``.
+            ``priority`` is not an ``int``; ``delivery`` is not a ``Delivery``.
         ValueError: ``Delivery.KEY`` without keys or ``Delivery.TOPIC`` without topics.
+
     """
 
     value: T
-    delivery: Delivery = Delivery.BROADCAST
-    keys: tuple[str, ...] = attrs.field(default=(), converter=_to_keys)
-    topics: tuple[str, ...] = attrs.field(default=(), converter=_to_topics)
-    priority: int | None = attrs.field(default=None, validator=_check_priority)
+    delivery: Delivery
+    keys: tuple[str, ...]
+    topics: tuple[str, ...]
+    priority: int | None
 
-    def __attrs_post_init__(self) -> None:
-        delivery = self.delivery
+    # Hand-written: a payload is built per event, and attrs' frozen __init__ allocates a
+    # bound setattr per instance.
+    def __init__(
+        self,
+        value: T,
+        delivery: Delivery = Delivery.BROADCAST,
+        keys: Iterable[str] = (),
+        topics: Iterable[str] = (),
+        priority: int | None = None,
+    ) -> None:
+        keys = _to_keys(keys)
+        topics = _to_topics(topics) if topics else ()
         if delivery is Delivery.KEY:
-            if not self.keys:
+            if not keys:
                 raise ValueError("Delivery.KEY needs at least one key")
         elif delivery is Delivery.TOPIC:
-            if not self.topics:
+            if not topics:
                 raise ValueError("Delivery.TOPIC needs at least one topic")
         elif delivery is not Delivery.BROADCAST:
             raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        if priority is not None and (type(priority) is bool or not isinstance(priority, int)):
+            raise TypeError(f"priority must be an int or None, got {type(priority).__name__}")
+        _setattr(self, "value", value)
+        _setattr(self, "delivery", delivery)
+        _setattr(self, "keys", keys)
+        _setattr(self, "topics", topics)
+        _setattr(self, "priority", priority)
 
 
 @final
-@attrs.frozen
+@attrs.frozen(init=False)
 class Ok(Generic[T]):
     """
     A successful result holding the processor's return value.
@@ -138,6 +152,9 @@ class Ok(Generic[T]):
     """
 
     value: T
+
+    def __init__(self, value: T) -> None:
+        _setattr(self, "value", value)
 
     def is_ok(self) -> bool:
         """
@@ -202,6 +219,7 @@ class Error:
 
         Raises:
             BaseException: The exception this result holds.
+
         """
         raise self.error
 
@@ -230,6 +248,10 @@ def _no_keys(self: ResultList) -> tuple[None, ...]:
     return (None,) * len(self.results)
 
 
+def _to_result_keys(keys: Iterable[str | None]) -> tuple[str | None, ...]:
+    return tuple(keys)
+
+
 def _check_keys(self: ResultList, _: object, keys: tuple[str | None, ...]) -> None:
     if len(keys) != len(self.results):
         raise ValueError("a ResultList needs exactly one key (or None) per result")
@@ -252,11 +274,14 @@ class ResultList(Sequence[_AnyResult]):
     Raises:
         TypeError: A result is neither ``Ok`` nor ``Error``.
         ValueError: ``keys`` and ``results`` differ in length.
+
     """
 
     results: tuple[_AnyResult, ...] = attrs.field(converter=_to_results)
     keys: tuple[str | None, ...] = attrs.field(
-        default=attrs.Factory(_no_keys, takes_self=True), converter=tuple, validator=_check_keys
+        default=attrs.Factory(_no_keys, takes_self=True),
+        converter=_to_result_keys,
+        validator=_check_keys,
     )
 
     @overload
@@ -290,6 +315,7 @@ class ResultList(Sequence[_AnyResult]):
 
         Raises:
             IndexError: The list is empty.
+
         """
         if not self.results:
             raise IndexError("result list is empty")
@@ -345,4 +371,5 @@ class Context(SimpleNamespace):
 
     Example:
         ``ctx = Context(table="readings"); ctx.client = make_client()``
+
     """

@@ -44,7 +44,9 @@ class InFlight:
     """
 
     log: FilteringBoundLogger
+    #: The collectors of the event being delivered (set before any of them runs).
     collectors: Sequence[Collector] = ()
+    #: Their results so far, while a fan-out to several collectors is running.
     results: list[_AnyResult | None] | None = None
 
     def cancelled_results(self) -> ResultList:
@@ -80,6 +82,7 @@ class Router:
 
     Args:
         collectors: The queue's collectors, in registration order.
+
     """
 
     def __init__(self, collectors: Sequence[Collector]) -> None:
@@ -127,6 +130,7 @@ class Router:
 
         This is a checkpoint exactly when the processors are. On cancellation the running
         processors are cancelled and ``trio.Cancelled`` propagates.
+
         """
         flight = in_flight.get(None)
         log = logger if flight is None else flight.log
@@ -148,6 +152,8 @@ class Router:
         async with trio.open_nursery() as nursery:
             for index, collector in enumerate(collectors):
                 nursery.start_soon(run, index, collector)
+        if flight is not None:
+            flight.results = None  # on cancellation they stay, for the consumer to read
         return _result_list(
             tuple(r for r in results if r is not None), tuple(c.key for c in collectors)
         )

@@ -1,0 +1,422 @@
+"""
+Benchmarks: event-collector next to the loop a user would write by hand, in the same run.
+
+Run ``python benchmarks/run.py`` (``--quick`` for a smaller, faster pass). Every row measures
+the project and its baseline alternately over several rounds and reports medians and their
+ratio: the machine is shared and noisy, so absolute numbers mean little and only ratios
+measured side by side are compared. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+import trio.testing
+
+from event_collector import (
+    Collector,
+    CollectorQueue,
+    ConsumersScaled,
+    Context,
+    Delivery,
+    MessageBus,
+    Ok,
+    Payload,
+    QueueType,
+    Result,
+)
+
+Run = Callable[[], Awaitable[float]]
+
+
+# -- the baseline: a trio memory channel, N consumer tasks, a trio.Event + slot per event --
+
+
+class Slot:
+    """
+    The naive loop's result holder: an event and a value.
+    """
+
+    __slots__ = ("done", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: object = None
+
+
+async def naive_processor(value: object) -> object:
+    return value
+
+
+async def naive_throughput(n: int, consumers: int, processors: int = 1) -> float:
+    send, receive = trio.open_memory_channel[tuple[object, Slot]](math.inf)
+
+    async def consume() -> None:
+        async for value, slot in receive:
+            if processors == 1:
+                slot.value = await naive_processor(value)
+            else:
+                slot.value = [await naive_processor(value) for _ in range(processors)]
+            slot.done.set()
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(consumers):
+            nursery.start_soon(consume)
+        slots = []
+        for i in range(n):
+            slot = Slot()
+            await send.send(({"id": i}, slot))
+            slots.append(slot)
+        for slot in slots:
+            await slot.done.wait()
+        send.close()
+    return n / (time.perf_counter() - start)
+
+
+# -- the project ------------------------------------------------------------------------
+
+
+async def noop(payload: Payload[Any], ctx: Context) -> Result[Any]:
+    return Ok(payload.value)
+
+
+def queue_for(consumers: int, collectors: int = 1, **options: Any) -> CollectorQueue:
+    settings: dict[str, Any] = {
+        "autoscale": False,
+        "min_consumers": 1,
+        "max_consumers": consumers,
+        "logging": False,
+    }
+    settings.update(options)
+    return CollectorQueue([Collector(f"c{i}", noop) for i in range(collectors)], **settings)
+
+
+async def project_throughput(n: int, queue: CollectorQueue, delivery: Delivery) -> float:
+    keys = ("c0",) if delivery is Delivery.KEY else ()
+    start = time.perf_counter()
+    async with queue:
+        publisher = queue.get_publisher()
+        events = [await publisher.send(Payload({"id": i}, delivery, keys)) for i in range(n)]
+        for event in events:
+            await event.wait()
+    return n / (time.perf_counter() - start)
+
+
+def measure(rounds: int, project: Run, baseline: Run) -> tuple[float, float]:
+    """
+    Alternate project and baseline runs; return the median of each.
+    """
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        for results, run in ((ours, project), (theirs, baseline)):
+            gc.collect()
+            results.append(trio.run(run))
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def throughput_rows(n: int, rounds: int) -> list[tuple[str, float, float]]:
+    cases: list[tuple[str, Run, Run]] = [
+        (
+            "FIFO, KEY, 10 consumers",
+            lambda: project_throughput(n, queue_for(10), Delivery.KEY),
+            lambda: naive_throughput(n, 10),
+        ),
+        (
+            "FIFO, KEY, autoscale 1-10 + metrics",
+            lambda: project_throughput(n, queue_for(10, autoscale=True), Delivery.KEY),
+            lambda: naive_throughput(n, 10),
+        ),
+        (
+            "BROADCAST to 3 collectors",
+            lambda: project_throughput(n, queue_for(10, collectors=3), Delivery.BROADCAST),
+            lambda: naive_throughput(n, 10, processors=3),
+        ),
+        (
+            "PRIORITY, KEY (baseline: FIFO loop)",
+            lambda: project_throughput(
+                n, queue_for(10, queue_type=QueueType.PRIORITY), Delivery.KEY
+            ),
+            lambda: naive_throughput(n, 10),
+        ),
+        (
+            "LIFO, KEY (baseline: FIFO loop)",
+            lambda: project_throughput(n, queue_for(10, queue_type=QueueType.LIFO), Delivery.KEY),
+            lambda: naive_throughput(n, 10),
+        ),
+    ]
+    rows = []
+    for name, project, baseline in cases:
+        ours, theirs = measure(rounds, project, baseline)
+        rows.append((name, ours, theirs))
+    return rows
+
+
+# -- latency at half the maximum rate ---------------------------------------------------
+
+
+async def paced(
+    n: int, rate: float, send: Callable[[int], Awaitable[Callable[[], Awaitable[None]]]]
+) -> list[float]:
+    """
+    Send ``n`` events at ``rate`` per second; return each one's send-to-result latency.
+    """
+    latencies: list[float] = []
+
+    async def watch(sent_at: float, wait: Callable[[], Awaitable[None]]) -> None:
+        await wait()
+        latencies.append(trio.current_time() - sent_at)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            due = start + i / rate
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+            sent_at = trio.current_time()
+            nursery.start_soon(watch, sent_at, await send(i))
+    return latencies
+
+
+async def naive_latency(n: int, rate: float) -> list[float]:
+    channel, receive = trio.open_memory_channel[tuple[object, Slot]](math.inf)
+
+    async def consume() -> None:
+        async for value, slot in receive:
+            slot.value = await naive_processor(value)
+            slot.done.set()
+
+    async def send(i: int) -> Callable[[], Awaitable[None]]:
+        slot = Slot()
+        await channel.send(({"id": i}, slot))
+        return slot.done.wait
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(consume)
+        latencies = await paced(n, rate, send)
+        channel.close()
+    return latencies
+
+
+async def project_latency(n: int, rate: float) -> list[float]:
+    async with queue_for(10) as queue:
+        publisher = queue.get_publisher()
+
+        async def send(i: int) -> Callable[[], Awaitable[None]]:
+            event = await publisher.send(Payload({"id": i}, Delivery.KEY, ("c0",)))
+
+            async def wait() -> None:
+                await event.wait()
+
+            return wait
+
+        return await paced(n, rate, send)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# -- memory per pending event -----------------------------------------------------------
+
+
+async def project_memory(n: int) -> float:
+    gate = trio.Event()
+
+    async def blocked(payload: Payload[Any], ctx: Context) -> Result[Any]:
+        await gate.wait()
+        return Ok(None)
+
+    queue = CollectorQueue(
+        [Collector("c0", blocked)], autoscale=False, max_consumers=1, logging=False
+    )
+    async with queue:
+        publisher = queue.get_publisher()
+        await publisher.send(Payload({"id": -1}))  # occupies the consumer
+        await trio.testing.wait_all_tasks_blocked()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        events = [
+            publisher.send_nowait(Payload({"id": i}, Delivery.KEY, ("c0",))) for i in range(n)
+        ]
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        gate.set()
+        del events
+    return (after - before) / n
+
+
+async def naive_memory(n: int) -> float:
+    send, receive = trio.open_memory_channel[tuple[object, Slot]](math.inf)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    slots = []
+    for i in range(n):
+        slot = Slot()
+        send.send_nowait(({"id": i}, slot))
+        slots.append(slot)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del slots, receive
+    return (after - before) / n
+
+
+# -- autoscaling: the reference headline and a step load --------------------------------
+
+
+async def headline(autoscale: bool) -> float:
+    async def work(payload: Payload[Any], ctx: Context) -> Result[Any]:
+        await trio.sleep(0.25)
+        return Ok(payload.value)
+
+    queue = CollectorQueue(
+        [Collector("demo", work)],
+        autoscale=autoscale,
+        min_consumers=100 if not autoscale else 1,
+        max_consumers=100,
+        logging=False,
+    )
+    start = time.perf_counter()
+    async with queue:
+        publisher = queue.get_publisher()
+        events = [await publisher.send(Payload({"id": i})) for i in range(100)]
+        for event in events:
+            await event.wait()
+    return time.perf_counter() - start
+
+
+async def step_load(service: float, rate: float, phase: float) -> dict[str, float]:
+    """
+    Run ``rate``, then ``10 * rate``, then ``rate`` again, ``phase`` seconds each.
+    """
+
+    async def work(payload: Payload[Any], ctx: Context) -> Result[Any]:
+        await trio.sleep(service)
+        return Ok(None)
+
+    queue = CollectorQueue(
+        [Collector("w", work)], min_consumers=1, max_consumers=500, logging=False
+    )
+    scaled: list[tuple[float, int]] = []
+
+    async def on_scaled(msg: ConsumersScaled, bus: MessageBus) -> None:
+        scaled.append((trio.current_time(), msg.new))
+
+    queue.get_message_bus().add_msg_handler(ConsumersScaled, on_scaled)
+    samples: list[tuple[float, float, int]] = []  # (time, offered demand, pool size)
+    result: dict[str, float] = {}
+    async with queue, trio.open_nursery() as nursery:
+        publisher = queue.get_publisher()
+        start = trio.current_time()
+        demand = 0.0
+
+        async def sample() -> None:
+            while True:
+                samples.append((trio.current_time() - start, demand, queue.consumer_count()))
+                await trio.sleep(queue.monitor_interval)
+
+        nursery.start_soon(sample)
+        sent = 0
+        for index, phase_rate in enumerate((rate, 10 * rate, rate)):
+            demand = phase_rate * service
+            phase_start = start + index * phase
+            count = int(phase_rate * phase)
+            for i in range(count):
+                due = phase_start + i / phase_rate
+                if trio.current_time() < due:
+                    await trio.sleep_until(due)
+                publisher.send_nowait(Payload(sent))
+                sent += 1
+            if index == 1:
+                # when did the pool first reach the high phase's demand?
+                needed = math.ceil(10 * rate * service)
+                reached = [t for t, _, size in samples if t >= phase and size >= needed]
+                result["meet_s"] = (reached[0] - phase) if reached else math.inf
+        stop = trio.current_time()
+        demand = 0.0
+        # Polling is the point here: the pool size is what is being measured.
+        while queue.consumer_count() > queue.min_consumers and trio.current_time() - stop < 30:  # noqa: ASYNC110
+            await trio.sleep(queue.monitor_interval)
+        result["back_to_min_s"] = trio.current_time() - stop
+        nursery.cancel_scope.cancel()
+    loaded = [(d, size) for t, d, size in samples if d > 0 and t < 3 * phase]
+    result["mean_pool_over_demand"] = sum(size for _, size in loaded) / sum(d for d, _ in loaded)
+    result["peak_pool"] = max(size for _, size in loaded)
+    result["peak_demand"] = 10 * rate * service
+    result["monitor_interval"] = queue.monitor_interval
+    return result
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer events and rounds")
+    args = parser.parse_args()
+    n = 20_000 if args.quick else 100_000
+    rounds = 3 if args.quick else 5
+
+    print(f"event-collector benchmarks: python {sys.version.split()[0]}, trio {trio.__version__}")
+    print(f"throughput: {n} events, no-op processor, median of {rounds} alternating rounds\n")
+    print(f"{'case':<40} {'project ev/s':>13} {'baseline ev/s':>14} {'ratio':>7}")
+    rows = throughput_rows(n, rounds)
+    for name, ours, theirs in rows:
+        print(f"{name:<40} {ours:>13,.0f} {theirs:>14,.0f} {ours / theirs:>7.3f}")
+
+    rate = rows[0][2] / 2  # half the baseline's measured maximum rate, offered to both
+    count = n // 5
+    ours_lat = trio.run(project_latency, count, rate)
+    theirs_lat = trio.run(naive_latency, count, rate)
+    print(f"\nlatency at {rate:,.0f} ev/s (half the baseline's maximum), {count} events")
+    print(f"{'':<40} {'project ms':>13} {'baseline ms':>14} {'ratio':>7}")
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        a, b = percentile(ours_lat, fraction) * 1e3, percentile(theirs_lat, fraction) * 1e3
+        print(f"{label:<40} {a:>13.3f} {b:>14.3f} {a / b:>7.3f}")
+
+    ours_mem = trio.run(project_memory, n)
+    theirs_mem = trio.run(naive_memory, n)
+    print(f"\nmemory per pending event ({n} queued, {{'id': i}} payload, tracemalloc)")
+    print(f"{'':<40} {'project B':>13} {'baseline B':>14} {'ratio':>7}")
+    ratio = ours_mem / theirs_mem
+    print(f"{'bytes per event':<40} {ours_mem:>13.0f} {theirs_mem:>14.0f} {ratio:>7.3f}")
+
+    auto = statistics.median(trio.run(headline, True) for _ in range(rounds))
+    fixed = statistics.median(trio.run(headline, False) for _ in range(rounds))
+    print("\nreference headline: 100 events x 0.25 s, real clock (median of rounds)")
+    print(f"{'':<40} {'seconds':>13} {'x service':>14}")
+    print(f"{'autoscale 1-100':<40} {auto:>13.3f} {auto / 0.25:>14.3f}")
+    print(f"{'fixed pool of 100 (floor)':<40} {fixed:>13.3f} {fixed / 0.25:>14.3f}")
+
+    phase = 1.0 if args.quick else 2.0
+    step = trio.run(step_load, 0.02, 100.0, phase)
+    print(f"\nstep load: 100 ev/s, 1000 ev/s, 100 ev/s, {phase:g} s each; service 20 ms")
+    intervals = step["meet_s"] / step["monitor_interval"]
+    print(
+        f"  pool meets the 10x demand after      {step['meet_s']:.3f} s "
+        f"({intervals:.1f} monitor intervals)"
+    )
+    print(
+        f"  peak pool / peak demand               {step['peak_pool']:.0f} / "
+        f"{step['peak_demand']:.0f}"
+    )
+    print(f"  mean pool / (arrival rate x service)  {step['mean_pool_over_demand']:.3f}")
+    print(f"  back to min_consumers after load stops {step['back_to_min_s']:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

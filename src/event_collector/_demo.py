@@ -1,0 +1,96 @@
+"""
+The getting-started demo: 100 events through a collector whose processor takes 0.25 s.
+
+Run it with ``python -m event_collector`` (options: ``--help``). It configures structlog for
+the console, which the library itself never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+import trio
+
+from ._collector import Collector
+from ._data import Context, Ok, Payload, Result
+from ._publisher import CollectorEvent, EventPublisher
+from ._queue import CollectorQueue
+
+
+def _handler(service_time: float) -> Any:
+    async def event_handler(payload: Payload[dict[str, Any]], ctx: Context) -> Result[Any]:
+        """
+        Stamp the payload id with the time it was received, after 'working' a while.
+        """
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        await trio.sleep(service_time)
+        return Ok({"id": payload.value["id"], "received_at": now})
+
+    return event_handler
+
+
+async def send_events(publisher: EventPublisher, count: int) -> list[CollectorEvent]:
+    """
+    Send ``count`` payloads and return their events.
+    """
+    return [await publisher.send(Payload({"id": f"payload-{i}"})) for i in range(count)]
+
+
+async def output_results(events: list[CollectorEvent]) -> None:
+    """
+    Wait for each event and print its first result's value.
+    """
+    for event in events:
+        result_list = await event.wait()
+        print(result_list.first().unwrap())
+
+
+async def run_demo(args: argparse.Namespace) -> None:
+    """
+    Run the getting-started scenario and print the elapsed time.
+    """
+    collector = Collector("demo-collector", _handler(args.service_time))
+    queue = CollectorQueue(
+        [collector],
+        min_consumers=args.min_consumers,
+        max_consumers=args.max_consumers,
+        report_interval=args.report_interval,
+    )
+    start = time.monotonic()
+    async with queue:
+        events = await send_events(queue.get_publisher(), args.events)
+        await output_results(events)
+    print(f"elapsed={time.monotonic() - start:.3f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """
+    Return the demo's command-line parser.
+    """
+    parser = argparse.ArgumentParser(prog="python -m event_collector", description=__doc__)
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--service-time", type=float, default=0.25)
+    parser.add_argument("--min-consumers", type=int, default=1)
+    parser.add_argument("--max-consumers", type=int, default=100)
+    parser.add_argument("--report-interval", type=float, default=0.1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """
+    Parse options, set up console logging and run the demo.
+    """
+    args = build_parser().parse_args(argv)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ]
+    )
+    trio.run(run_demo, args)

@@ -1,0 +1,224 @@
+"""
+The consumer pool: tasks that take events off the queue and hand them to the router.
+
+Each consumer runs under a cancel scope of its own. Growing the pool starts consumers with
+``nursery.start``; shrinking it cancels the scopes of idle consumers only, so no consumer is
+ever stopped in the middle of an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, final
+
+import attrs
+import trio
+
+from ._data import Error, ResultList
+from ._logging import FilteringBoundLogger
+from ._publisher import CollectorEvent
+from ._router import InFlight, Router, _result_list, in_flight
+
+__all__ = ["ConsumerPool"]
+
+
+@attrs.define(eq=False)
+class _Consumer(InFlight):
+    #: Cancelled to retire the consumer, and only while it is idle.
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    #: True while waiting for an event (or just handed one and not yet awake).
+    idle: bool = False
+    #: Set with the scope's cancellation (``CancelScope.cancel_called`` reads the clock).
+    retired: bool = False
+
+
+class EventReceiver(Protocol):
+    """
+    The receive side of the queue's channel: a trio memory channel or an ordered one.
+    """
+
+    async def receive(self) -> CollectorEvent: ...
+    def receive_nowait(self) -> CollectorEvent: ...
+    def statistics(self) -> trio.MemoryChannelStatistics: ...
+    def close(self) -> None: ...
+
+
+#: Called after each event: (seconds it waited in the queue, seconds in service).
+ServiceHook = Callable[[float, float], None]
+
+
+@final
+class ConsumerPool:
+    """
+    The consumers of one queue, all children of one nursery.
+
+    Args:
+        nursery: Where consumers run.
+        channel: The queue's receive side.
+        router: Delivers each event's payload.
+        log: The queue's logger.
+        now: The run's clock (``trio.current_time``).
+        on_served: Told the wait and service time of every completed event.
+        on_empty: Called once the last consumer has exited after :meth:`close`.
+
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        channel: EventReceiver,
+        router: Router,
+        log: FilteringBoundLogger,
+        now: Callable[[], float],
+        on_served: ServiceHook,
+        on_empty: Callable[[], None],
+    ) -> None:
+        self._nursery = nursery
+        self._channel = channel
+        self._router = router
+        self._log = log
+        self._now = now
+        self._on_served = on_served
+        self._on_empty = on_empty
+        self._consumers: dict[_Consumer, None] = {}  # ordered: oldest first
+        self._active = 0  # spawned and not yet exited, including those starting up
+        self._closing = False
+        self._finished = False
+        #: Consumers waiting for an event.
+        self.idle = 0
+
+    @property
+    def size(self) -> int:
+        """
+        Number of consumers running or starting.
+        """
+        return self._active
+
+    @property
+    def closing(self) -> bool:
+        """
+        Whether :meth:`close` was called.
+        """
+        return self._closing
+
+    def busy(self) -> int:
+        """
+        Return the number of consumers processing an event now.
+        """
+        return len(self._consumers) - self.idle
+
+    async def grow(self, count: int) -> None:
+        """
+        Start ``count`` consumers, each ready to receive when this returns.
+
+        Growing goes on during a graceful shutdown (to drain faster) and stops once the last
+        consumer has exited. On cancellation the consumers started so far keep running.
+        """
+        for _ in range(count):
+            if self._finished:
+                return
+            self._active += 1
+            try:
+                await self._nursery.start(self._consume, None)
+            except BaseException:
+                self._active -= 1
+                raise
+
+    def retire(self, count: int) -> int:
+        """
+        Stop up to ``count`` idle consumers, newest first, and return how many were stopped.
+
+        A retired consumer that was handed an event in the same instant passes the event on
+        to a fresh consumer, so the pool may be back one consumer later.
+        """
+        retired = 0
+        for consumer in reversed(self._consumers):
+            if retired == count:
+                break
+            if consumer.idle and not consumer.retired:
+                consumer.retired = True
+                consumer.scope.cancel()
+                retired += 1
+        return retired
+
+    def close(self) -> None:
+        """
+        Note that the queue is shutting down: the last consumer out calls ``on_empty``.
+        """
+        self._closing = True
+        if self._active == 0:
+            self._empty()
+
+    async def _consume(
+        self,
+        event: CollectorEvent | None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        consumer = _Consumer(self._log)
+        in_flight.set(consumer)
+        self._consumers[consumer] = None
+        router, log, now, on_served = self._router, self._log, self._now, self._on_served
+        receive = self._channel.receive
+        select = router.select if router._selects() else None
+        key_tuples = {collector: (collector.key,) for collector in router.collectors}
+        try:
+            with consumer.scope:
+                task_status.started()
+                while True:
+                    if event is None:
+                        consumer.idle = True
+                        self.idle += 1
+                        try:
+                            event = await receive()
+                        except trio.EndOfChannel:
+                            return
+                        consumer.idle = False
+                        self.idle -= 1
+                        if consumer.retired:
+                            # Retired in the instant between being handed this event and
+                            # waking up: run it in a fresh consumer, not under a cancelled
+                            # scope.
+                            self._active += 1
+                            self._nursery.start_soon(self._consume, event)
+                            return
+                    payload = event.payload
+                    started = now()
+                    try:
+                        if select is None:
+                            consumer.collectors = ()  # until the router calls deliver
+                            results = await router.handle_event(payload)
+                            if type(results) is not ResultList:
+                                raise TypeError(
+                                    f"router must return a ResultList, got {type(results).__name__}"
+                                )
+                        else:
+                            collectors = select(payload)
+                            if len(collectors) == 1:
+                                collector = collectors[0]
+                                consumer.collectors = collectors
+                                result = await collector.process(payload, log=log)
+                                keys = key_tuples.get(collector) or (collector.key,)
+                                results = _result_list((result,), keys)
+                            else:
+                                results = await router.deliver(payload, collectors)
+                    except Exception as exc:
+                        log.error("router_failed", exc_info=exc)
+                        results = _result_list((Error(exc),), (None,))
+                    except BaseException:
+                        event._resolve(consumer.cancelled_results())
+                        raise
+                    event._resolve(results)
+                    on_served(started - event.sent_at, now() - started)
+                    event = None
+        finally:
+            del self._consumers[consumer]
+            if consumer.idle:
+                self.idle -= 1
+            self._active -= 1
+            if self._closing and self._active == 0:
+                self._empty()
+
+    def _empty(self) -> None:
+        self._finished = True
+        self._on_empty()

@@ -1,0 +1,174 @@
+"""
+The producer side: :class:`EventPublisher` and the :class:`CollectorEvent` it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, final
+
+import attrs
+import trio
+
+from ._data import Payload, ResultList
+
+if TYPE_CHECKING:
+    from ._metrics import MetricsRecorder
+    from ._pool import ConsumerPool
+
+__all__ = ["CollectorEvent", "EventPublisher"]
+
+
+@final
+@attrs.define(eq=False, repr=False)
+class CollectorEvent:
+    """
+    A sent payload and, once its collectors are done, its results.
+
+    Returned by :meth:`EventPublisher.send`; works like a future. Every event sent to a
+    queue resolves exactly once, shutdown included.
+    """
+
+    #: The payload as sent.
+    payload: Payload[Any]
+    #: ``trio.current_time()`` when the event entered the queue.
+    sent_at: float
+    _results: ResultList | None = attrs.field(default=None, init=False)
+    _waiters: trio.lowlevel.ParkingLot | None = attrs.field(default=None, init=False)
+
+    def __repr__(self) -> str:
+        state = "pending" if self._results is None else "done"
+        return f"<CollectorEvent {state} payload={self.payload!r}>"
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether the results are in.
+        """
+        return self._results is not None
+
+    def get_result(self) -> ResultList | None:
+        """
+        Return the results, or None while the event is still queued or processing.
+        """
+        return self._results
+
+    async def wait(self) -> ResultList:
+        """
+        Wait until the event is done and return its results.
+
+        Any number of tasks may wait. Returns at once (after a checkpoint) if the event is
+        already done. On cancellation nothing happens to the event: wait again later.
+        """
+        results = self._results
+        if results is not None:
+            await trio.lowlevel.checkpoint()
+            return results
+        if self._waiters is None:
+            self._waiters = trio.lowlevel.ParkingLot()
+        await self._waiters.park()
+        assert self._results is not None
+        return self._results
+
+    def _resolve(self, results: ResultList) -> None:
+        if self._results is not None:
+            raise RuntimeError("event resolved twice")
+        self._results = results
+        if self._waiters is not None:
+            self._waiters.unpark_all()
+
+
+class EventSender(Protocol):
+    """
+    The send side of the queue's channel: a trio memory channel or an ordered one.
+    """
+
+    async def send(self, value: CollectorEvent, /) -> None: ...
+    def send_nowait(self, value: CollectorEvent, /) -> None: ...
+    def close(self) -> None: ...
+
+
+@final
+class EventPublisher:
+    """
+    Sends payloads to a running :class:`~event_collector.CollectorQueue`.
+
+    Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
+    """
+
+    __slots__ = ("_channel", "_now", "_on_backlog", "_pool", "_recorder")
+
+    def __init__(
+        self,
+        channel: EventSender,
+        now: Callable[[], float],
+        recorder: MetricsRecorder,
+        pool: ConsumerPool,
+        on_backlog: Callable[[], None] | None,
+    ) -> None:
+        self._channel = channel
+        self._now = now
+        self._recorder = recorder
+        self._pool = pool
+        self._on_backlog = on_backlog
+
+    def _event(self, payload: object) -> CollectorEvent:
+        if type(payload) is not Payload:
+            payload = Payload(payload)
+        return CollectorEvent(payload, self._now())
+
+    def _sent(self) -> None:
+        self._recorder.arrivals += 1
+        if not self._pool.idle and self._on_backlog is not None:
+            self._on_backlog()
+
+    async def send(self, payload: Payload[Any] | object) -> CollectorEvent:
+        """
+        Queue ``payload``, waiting for room when the queue is at ``max_queue_size``.
+
+        Args:
+            payload: A :class:`~event_collector.Payload`; any other value is sent as
+                ``Payload(value)`` (broadcast).
+
+        Returns:
+            The event, to ``await event.wait()`` for its results or to ignore.
+
+        Raises:
+            trio.ClosedResourceError: The queue is shutting down or has stopped.
+
+        Always a checkpoint. On cancellation nothing is queued.
+
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if type(payload) is not Payload:
+            payload = Payload(payload)
+        event = CollectorEvent(payload, self._now())
+        try:
+            self._channel.send_nowait(event)
+        except trio.WouldBlock:
+            await self._channel.send(event)
+        self._recorder.arrivals += 1
+        if not self._pool.idle and self._on_backlog is not None:
+            self._on_backlog()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return event
+
+    def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent:
+        """
+        Queue ``payload`` if there is room now.
+
+        Args:
+            payload: As for :meth:`send`.
+
+        Returns:
+            The event.
+
+        Raises:
+            trio.WouldBlock: The queue is at ``max_queue_size``; nothing was queued.
+            trio.ClosedResourceError: The queue is shutting down or has stopped.
+
+        """
+        event = self._event(payload)
+        self._channel.send_nowait(event)
+        self._sent()
+        return event

@@ -1,0 +1,51 @@
+"""
+The collector queue, its publisher and events, metrics, bus events and tuning constants.
+"""
+
+from ._messagebus import ConsumersScaled as ConsumersScaled
+from ._messagebus import InitializedQueue as InitializedQueue
+from ._messagebus import ReportedMetrics as ReportedMetrics
+from ._messagebus import ShutDownQueue as ShutDownQueue
+from ._metrics import Metrics as Metrics
+from ._publisher import CollectorEvent as CollectorEvent
+from ._publisher import EventPublisher as EventPublisher
+from ._queue import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
+from ._queue import CONSUMER_SHUTDOWN_TIMEOUT as CONSUMER_SHUTDOWN_TIMEOUT
+from ._queue import DEFAULT_MAX_CONSUMERS as DEFAULT_MAX_CONSUMERS
+from ._queue import DEFAULT_MIN_CONSUMERS as DEFAULT_MIN_CONSUMERS
+from ._queue import EVENT_SERVICE_DATA_WINDOW_SIZE as EVENT_SERVICE_DATA_WINDOW_SIZE
+from ._queue import METRICS_COLLECTOR_WINDOW_SIZE as METRICS_COLLECTOR_WINDOW_SIZE
+from ._queue import METRICS_WARMUP_INTERVAL as METRICS_WARMUP_INTERVAL
+from ._queue import MIN_METRICS_COLLECTOR_WINDOW_SIZE as MIN_METRICS_COLLECTOR_WINDOW_SIZE
+from ._queue import MONITOR_INTERVAL as MONITOR_INTERVAL
+from ._queue import REPORT_INTERVAL as REPORT_INTERVAL
+from ._queue import WIP_MARGIN as WIP_MARGIN
+from ._queue import CollectorQueue as CollectorQueue
+from ._queue import MonotonicTime as MonotonicTime
+from ._scaling import SCALE_DOWN_DELAY as SCALE_DOWN_DELAY
+from ._scaling import STEADY_HORIZON as STEADY_HORIZON
+
+__all__ = [
+    "AVG_LOAD_INTERVAL",
+    "CONSUMER_SHUTDOWN_TIMEOUT",
+    "DEFAULT_MAX_CONSUMERS",
+    "DEFAULT_MIN_CONSUMERS",
+    "EVENT_SERVICE_DATA_WINDOW_SIZE",
+    "METRICS_COLLECTOR_WINDOW_SIZE",
+    "METRICS_WARMUP_INTERVAL",
+    "MIN_METRICS_COLLECTOR_WINDOW_SIZE",
+    "MONITOR_INTERVAL",
+    "REPORT_INTERVAL",
+    "SCALE_DOWN_DELAY",
+    "STEADY_HORIZON",
+    "WIP_MARGIN",
+    "CollectorEvent",
+    "CollectorQueue",
+    "ConsumersScaled",
+    "EventPublisher",
+    "InitializedQueue",
+    "Metrics",
+    "MonotonicTime",
+    "ReportedMetrics",
+    "ShutDownQueue",
+]

@@ -1,0 +1,53 @@
+"""
+Shared helpers: processors that sleep, record or fail, built per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from event_collector import Context, Error, Ok, Payload, Result
+
+Processor = Callable[[Payload[Any], Context], Awaitable[Result[Any]]]
+
+
+def sleeper(seconds: float, log: list[tuple[str, Any, float]] | None = None) -> Processor:
+    """
+    A processor that sleeps ``seconds`` and returns ``Ok(payload.value)``.
+
+    With ``log``, it appends ``("start", value, time)`` and ``("end", value, time)``.
+    """
+
+    async def process(payload: Payload[Any], ctx: Context) -> Result[Any]:
+        if log is not None:
+            log.append(("start", payload.value, trio.current_time()))
+        await trio.sleep(seconds)
+        if log is not None:
+            log.append(("end", payload.value, trio.current_time()))
+        return Ok(payload.value)
+
+    return process
+
+
+async def echo(payload: Payload[Any], ctx: Context) -> Result[Any]:
+    """
+    Return ``Ok(payload.value)`` at once, without a checkpoint.
+    """
+    return Ok(payload.value)
+
+
+async def fail(payload: Payload[Any], ctx: Context) -> Result[Any]:
+    """
+    Raise ``ValueError(payload.value)``.
+    """
+    raise ValueError(payload.value)
+
+
+async def refuse(payload: Payload[Any], ctx: Context) -> Result[Any]:
+    """
+    Return ``Error("refused")`` without raising.
+    """
+    return Error("refused")

@@ -1,0 +1,151 @@
+"""
+Queue metrics against hand-computed values on the MockClock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from event_collector import Collector, CollectorQueue, Context, Ok, Payload, Result
+from event_collector._metrics import MetricsRecorder
+
+
+async def work(payload: Payload[float], ctx: Context) -> Result[float]:
+    """
+    Take ``payload.value`` seconds.
+    """
+    await trio.sleep(payload.value)
+    return Ok(payload.value)
+
+
+def one_consumer(**options: Any) -> CollectorQueue:
+    settings: dict[str, Any] = {
+        "autoscale": False,
+        "max_consumers": 1,
+        "monitor_interval": 0.75,
+        "metrics_collector_window_size": 5,
+        "avg_load_interval": 2,
+        "event_service_data_window_size": 2,
+        "metrics_warmup_interval": 0,
+        "logging": False,
+    }
+    settings.update(options)
+    return CollectorQueue([Collector("w", work)], **settings)
+
+
+class TestMetrics:
+    """Each metric matches its definition for a scripted timeline."""
+
+    async def test_scripted_timeline(self, autojump_clock: trio.abc.Clock) -> None:
+        # One consumer; services 1, 1, 2 s sent at t=0: they run 0-1, 1-2, 2-4 and wait
+        # 0, 1, 2 s. Samples every 0.75 s never fall on a boundary: loads 3, 2, 1, 1, 1, 0
+        # at t = 0.75, 1.5, 2.25, 3, 3.75, 4.5.
+        async with one_consumer() as queue:
+            publisher = queue.get_publisher()
+            for seconds in (1.0, 1.0, 2.0):
+                await publisher.send(seconds)
+            await trio.sleep(0.5)
+            early = queue.get_metrics()
+            await trio.sleep_until(4.6)
+            late = queue.get_metrics()
+            await trio.sleep_until(8)
+            later = queue.get_metrics()
+
+        assert (early.qsize, early.busy, early.consumers, early.load) == (2, 1, 1, 3.0)
+        assert early.event_count == 0
+        assert early.arrival_rate == 3 / 0.5
+        assert early.departure_rate == 0
+        assert early.avg_load == 0  # no sample yet
+        assert early.service_time == early.wait_time == early.wip == 0
+
+        assert (late.qsize, late.busy, late.load, late.event_count) == (0, 0, 0.0, 3)
+        assert late.avg_load == (1 + 1 + 0) / 3  # samples in (2.6, 4.6]: t=3, 3.75, 4.5
+        assert late.service_time == (1 + 2) / 2  # the last two events (window of 2)
+        assert late.wait_time == (1 + 2) / 2
+        assert late.arrival_rate == 3 / 4.6  # younger than the 5 s window: since start
+        assert late.departure_rate == 3 / 4.6
+        assert late.wip == late.arrival_rate * late.service_time
+
+        # At t=8 the rate window starts at the t=3 sample: 0 arrivals, 1 departure (t=4).
+        assert later.arrival_rate == 0
+        assert later.departure_rate == 1 / 5
+        assert later.wip == 0
+        assert later.event_count == 3
+
+    async def test_warmup_zeroes_averages_only(self, autojump_clock: trio.abc.Clock) -> None:
+        async with one_consumer(metrics_warmup_interval=3) as queue:
+            publisher = queue.get_publisher()
+            await publisher.send(1.0)  # runs 0-1
+            await trio.sleep_until(2)
+            await publisher.send(10.0)  # runs 2-12: busy at the samples t=2.25 and 3
+            await trio.sleep_until(2.9)
+            warming = queue.get_metrics()
+            await trio.sleep_until(3.1)
+            warm = queue.get_metrics()
+        assert warming.event_count == 1
+        assert warming.arrival_rate == 2 / 2.9
+        assert warming.load == 1
+        averages = [warming.avg_load, warming.service_time, warming.wait_time, warming.wip]
+        assert averages == [0, 0, 0, 0]
+        assert warm.avg_load == (0 + 1 + 1) / 3  # samples in (1.1, 3.1]: t=1.5, 2.25, 3
+        assert warm.service_time == 1
+        assert warm.wait_time == 0
+        assert warm.wip == (2 / 3.1) * 1
+
+    async def test_not_started(self) -> None:
+        with pytest.raises(RuntimeError, match="not been started"):
+            one_consumer().get_metrics()
+
+    def test_log_fields(self) -> None:
+        recorder = MetricsRecorder(
+            start=0, service_window=3, rate_window=5, load_window=5, warmup=0
+        )
+        fields = recorder.snapshot(1.0, 0, 0, 1).as_log_fields()
+        assert set(fields) == {
+            "metrics_timestamp",
+            "qsize",
+            "busy",
+            "consumers",
+            "load",
+            "avg_load",
+            "service_time",
+            "wait_time",
+            "arrival_rate",
+            "departure_rate",
+            "wip",
+            "event_count",
+        }
+        assert isinstance(fields["metrics_timestamp"], str)
+
+
+class TestRecorder:
+    """The recorder's windows are bounded and never report negative values."""
+
+    def test_service_ring_keeps_the_last_events(self) -> None:
+        recorder = MetricsRecorder(
+            start=0, service_window=3, rate_window=5, load_window=5, warmup=0
+        )
+        for service in (8.0, 1.0, 2.0, 3.0):
+            recorder.served(0.5, service)
+        metrics = recorder.snapshot(1.0, 0, 0, 1)
+        assert metrics.service_time == (1 + 2 + 3) / 3
+        assert metrics.wait_time == 0.5
+        assert metrics.event_count == 4
+
+    def test_no_consumers_means_zero_load(self) -> None:
+        recorder = MetricsRecorder(
+            start=0, service_window=3, rate_window=5, load_window=5, warmup=0
+        )
+        metrics = recorder.snapshot(0.0, 4, 0, 0)
+        assert metrics.load == 0
+        assert metrics.arrival_rate == 0  # no time has passed
+        assert all(
+            not (isinstance(value, float) and (math.isnan(value) or value < 0))
+            for value in attrs.asdict(metrics).values()
+        )

@@ -1,0 +1,175 @@
+"""
+Autoscaling: the sizing rule, the reference burst, scale-down and bounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from event_collector import (
+    Collector,
+    CollectorEvent,
+    CollectorQueue,
+    ConsumersScaled,
+    Context,
+    MessageBus,
+    Ok,
+    Payload,
+    Result,
+)
+from event_collector._scaling import SCALE_DOWN_DELAY, ScalingPolicy
+
+from .conftest import sleeper
+
+
+class TestPolicy:
+    """The rule: clamp(ceil(max(steady, burst) * (1 + margin))), slow to shrink."""
+
+    def test_burst_demand(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.15, 0.01)
+        assert policy.target(qsize=99, busy=1) == 100  # ceil(115) clamped
+        assert policy.target(qsize=9, busy=1) == math.ceil(10 * 1.15)
+        assert policy.target(qsize=0, busy=1) == 1  # no backlog: steady demand only
+
+    def test_bounds(self) -> None:
+        policy = ScalingPolicy(3, 5, 0.15, 0.01)
+        assert policy.target(qsize=0, busy=0) == 3
+        assert policy.target(qsize=50, busy=5) == 5
+
+    def test_steady_demand_follows_busy(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, 0.01)
+        for tick in range(200):
+            policy.observe(tick * 0.01, qsize=0, busy=8)
+        assert round(policy.steady, 6) == 8
+        assert policy.target(qsize=0, busy=8) == 8
+
+    def test_shrinks_only_after_the_delay(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, 0.25)
+        assert policy.observe(0.0, qsize=19, busy=1) == 20
+        sizes = [policy.observe(t * 0.25, qsize=0, busy=0) for t in range(1, 5)]
+        # The burst at t=0 holds the size for SCALE_DOWN_DELAY (0.5 s), then it drops.
+        assert SCALE_DOWN_DELAY == 0.5
+        assert sizes == [20, 1, 1, 1]
+
+    def test_no_thrashing_at_a_boundary(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, 0.01)
+        sizes = [policy.observe(t * 0.01, qsize=1 if t % 2 else 0, busy=10) for t in range(100)]
+        changes = sum(1 for a, b in itertools.pairwise(sizes) if a != b)
+        assert changes <= 2
+
+
+def scaling_queue(processor: Any, **options: Any) -> CollectorQueue:
+    return CollectorQueue([Collector("c", processor)], logging=False, **options)
+
+
+class TestSupervisor:
+    """The supervisor grows the pool for load and shrinks it, within bounds, when idle."""
+
+    async def test_reference_burst(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = scaling_queue(sleeper(0.25), min_consumers=1, max_consumers=100)
+        async with queue:
+            publisher = queue.get_publisher()
+            events = [await publisher.send(i) for i in range(100)]
+            for event in events:
+                await event.wait()
+            finished = trio.current_time()
+        assert finished <= 0.25 + 2 * queue.monitor_interval
+
+    async def test_scale_down_never_mid_event(self, autojump_clock: trio.abc.Clock) -> None:
+        log: list[tuple[str, Any, float]] = []
+        scaled: list[ConsumersScaled] = []
+
+        async def on_scaled(msg: ConsumersScaled, bus: MessageBus) -> None:
+            scaled.append(msg)
+
+        queue = scaling_queue(sleeper(0.3, log), min_consumers=2, max_consumers=20)
+        queue.get_message_bus().add_msg_handler(ConsumersScaled, on_scaled)
+        async with queue:
+            publisher = queue.get_publisher()
+            for i in range(40):
+                await publisher.send(i)
+                await trio.sleep(0.01)
+            peak = queue.consumer_count()
+            await trio.sleep(5)
+            settled = queue.consumer_count()
+        assert peak > 2
+        assert settled == 2
+        starts = {value for kind, value, _ in log if kind == "start"}
+        ends = {value for kind, value, _ in log if kind == "end"}
+        assert starts == ends == set(range(40))
+        assert any(m.reason == "idle" and m.new < m.old for m in scaled)
+        assert any(m.new > m.old for m in scaled)
+        assert all(2 <= m.new <= 20 for m in scaled)
+
+    async def test_fixed_pool_never_scales(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = scaling_queue(sleeper(1), autoscale=False, min_consumers=1, max_consumers=3)
+        async with queue:
+            publisher = queue.get_publisher()
+            for i in range(30):
+                await publisher.send(i)
+            for _ in range(20):
+                assert queue.consumer_count() == 3
+                await trio.sleep(0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.005, 0.02, 0.1, 0.5]), st.sampled_from([0.01, 0.1, 0.5])),
+        min_size=1,
+        max_size=60,
+    ),
+    bounds=st.tuples(st.integers(1, 4), st.integers(0, 12)),
+)
+def test_invariants_under_random_load(
+    arrivals: list[tuple[float, float]], bounds: tuple[int, int]
+) -> None:
+    low, extra = bounds
+    high = low + extra
+    samples: list[int] = []
+    snapshots: list[dict[str, Any]] = []
+    events: list[CollectorEvent] = []
+
+    async def work(payload: Payload[float], ctx: Context) -> Result[float]:
+        await trio.sleep(payload.value)
+        return Ok(payload.value)
+
+    async def scenario() -> None:
+        queue = scaling_queue(
+            work, min_consumers=low, max_consumers=high, metrics_warmup_interval=0.1
+        )
+
+        async def watch() -> None:
+            while True:
+                samples.append(queue.consumer_count())
+                snapshots.append(attrs.asdict(queue.get_metrics()))
+                await trio.sleep(0.01)
+
+        async with queue, trio.open_nursery() as watchers:
+            watchers.start_soon(watch)
+            publisher = queue.get_publisher()
+            for pause, service in arrivals:
+                events.append(await publisher.send(service))
+                await trio.sleep(pause)
+            for event in events:
+                await event.wait()
+            final = queue.get_metrics()
+            watchers.cancel_scope.cancel()
+        assert final.event_count == len(events)
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert all(low <= size <= high for size in samples)
+    assert all(event.done for event in events)
+    for snapshot in snapshots:
+        for name, value in snapshot.items():
+            if isinstance(value, int | float):
+                assert not math.isnan(value), name
+                assert value >= 0, name
