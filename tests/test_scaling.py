@@ -173,3 +173,30 @@ def test_invariants_under_random_load(
             if isinstance(value, int | float):
                 assert not math.isnan(value), name
                 assert value >= 0, name
+
+
+class TestBacklogWakeUp:
+    """A send that finds no idle consumer grows the pool at once, and never shrinks it."""
+
+    async def test_wake_up_grows_between_samples(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=10,
+                              monitor_interval=5)
+        async with queue:
+            publisher = queue.get_publisher()
+            await publisher.send(0)
+            await trio.testing.wait_all_tasks_blocked()
+            await publisher.send(1)  # the only consumer is busy: wake the supervisor
+            await trio.testing.wait_all_tasks_blocked()
+            assert trio.current_time() == 0  # long before the first sample at t=5
+            assert queue.consumer_count() == math.ceil(2 * 1.15)
+
+    async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10,
+                              monitor_interval=5)
+        async with queue:
+            assert queue._pool is not None
+            await queue._pool.grow(5)  # as if a burst had grown it; all idle now
+            queue._on_backlog()  # a wake-up that finds no load left
+            await trio.testing.wait_all_tasks_blocked()
+            assert trio.current_time() == 0
+            assert queue.consumer_count() == 6
