@@ -12,6 +12,7 @@ version = release
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -21,6 +22,8 @@ nitpicky = True
 # library stay plain text instead of links.
 nitpick_ignore_regex = [
     (r"py:.*", r"(trio|attrs|attr|structlog|outcome|contextlib|collections|typing|types)\..*"),
+    (r"py:.*", r"datetime\..*"),
+    (r"py:.*", r"event_collector\._\w+\.[A-Z]"),  # TypeVars
     (r"py:.*", r"(T|D|T_co|Any|Self|Final|TypeAlias|NoReturn|BaseException|Exception)"),
     (r"py:.*", r"(int|float|str|bool|object|list|tuple|dict|type|None|Callable|Sequence)"),
     (r"py:.*", r"(Awaitable|Iterable|Iterator|AsyncIterator|ExceptionGroup|TracebackType)"),

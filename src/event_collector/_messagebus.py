@@ -85,7 +85,7 @@ class ConsumersScaled(BusEvent):
     old: int
     #: Pool size asked for.
     new: int
-    #: Why: ``"burst"`` (events waiting), ``"steady"`` (measured flow) or ``"idle"``
+    #: The reason, ``"burst"`` (events waiting), ``"steady"`` (measured flow) or ``"idle"``
     #: (demand stayed below the pool for ``SCALE_DOWN_DELAY``).
     reason: str
 

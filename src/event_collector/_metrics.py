@@ -48,8 +48,8 @@ class Metrics:
     arrival_rate: float
     #: Events completed per second, over the same window as ``arrival_rate``.
     departure_rate: float
-    #: Work in progress that the measured flow needs: ``arrival_rate * service_time``, the
-    #: number of busy consumers in steady state by Little's law.
+    #: The work in progress the measured flow needs, ``arrival_rate * service_time``; by
+    #: Little's law, the number of busy consumers in steady state.
     wip: float
     #: Events completed since the queue started.
     event_count: int
