@@ -179,8 +179,7 @@ class TestBacklogWakeUp:
     """A send that finds no idle consumer grows the pool at once, and never shrinks it."""
 
     async def test_wake_up_grows_between_samples(self, autojump_clock: trio.abc.Clock) -> None:
-        queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=10,
-                              monitor_interval=5)
+        queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:
             publisher = queue.get_publisher()
             await publisher.send(0)
@@ -191,8 +190,7 @@ class TestBacklogWakeUp:
             assert queue.consumer_count() == math.ceil(2 * 1.15)
 
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
-        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10,
-                              monitor_interval=5)
+        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:
             assert queue._pool is not None
             await queue._pool.grow(5)  # as if a burst had grown it; all idle now

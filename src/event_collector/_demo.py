@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -87,10 +88,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = build_parser().parse_args(argv)
     structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.JSONRenderer(),
-        ]
+        ],
     )
     trio.run(run_demo, args)
