@@ -348,6 +348,28 @@ class TestFailures:
         assert results.keys == ("fail", "wrong", "slow", "refuse", "echo")
         assert again == ResultList([Ok(1)], ["echo"])
 
+    async def test_single_collector_failures(self) -> None:
+        """The one-collector fast path turns failures into Errors like Collector.process."""
+
+        async def wrong(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            return None  # type: ignore[return-value]  # the mistake under test
+
+        collectors = [Collector("fail", fail), Collector("wrong", wrong)]
+        with structlog.testing.capture_logs() as logs:
+            async with fixed(collectors) as queue:
+                publisher = queue.get_publisher()
+                failed = await (await publisher.send(Payload("x", Delivery.KEY, ["fail"]))).wait()
+                wrong_type = await (
+                    await publisher.send(Payload("y", Delivery.KEY, ["wrong"]))
+                ).wait()
+        assert failed.keys == ("fail",)
+        assert isinstance(failed.first(), Error)
+        assert isinstance(failed.first().error, ValueError)  # type: ignore[union-attr]
+        assert "must return Ok or Error, got NoneType" in str(wrong_type.first().error)  # type: ignore[union-attr]
+        failures = [entry for entry in logs if entry["event"] == "processor_failed"]
+        assert [entry["collector"] for entry in failures] == ["fail"]
+        assert isinstance(failures[0]["exc_info"], ValueError)
+
     async def test_custom_router_failures(self) -> None:
         class Broken(Router):
             async def handle_event(self, payload: Payload[Any]) -> ResultList:

@@ -125,10 +125,22 @@ class Collector:
                 if scope.cancelled_caught:
                     return Error(trio.TooSlowError(f"processor exceeded {self.timeout} s"))
         except Exception as exc:
-            log.error("processor_failed", collector=self.key, exc_info=exc)
-            return Error(exc)
+            return self._failed(exc, log)
         if type(result) is Ok or type(result) is Error:
             return result
+        return self._wrong_type(result)
+
+    def _failed(self, exc: Exception, log: FilteringBoundLogger) -> Error:
+        """
+        Log a processor exception and turn it into the collector's result.
+        """
+        log.error("processor_failed", collector=self.key, exc_info=exc)
+        return Error(exc)
+
+    def _wrong_type(self, result: object) -> Error:
+        """
+        Turn a return value that is neither Ok nor Error into the collector's result.
+        """
         return Error(
             TypeError(
                 f"processor of collector {self.key!r} must return Ok or Error, "

@@ -9,12 +9,12 @@ ever stopped in the middle of an event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, final
+from typing import Protocol, cast, final
 
 import attrs
 import trio
 
-from ._data import Error, ResultList
+from ._data import Error, Ok, ResultList
 from ._logging import FilteringBoundLogger
 from ._publisher import CollectorEvent
 from ._router import InFlight, Router, _result_list, in_flight
@@ -197,7 +197,24 @@ class ConsumerPool:
                             if len(collectors) == 1:
                                 collector = collectors[0]
                                 consumer.collectors = collectors
-                                result = await collector.process(payload, log=log)
+                                if collector.timeout is not None:
+                                    result = await collector.process(payload, log=log)
+                                else:
+                                    # Collector.process without its own coroutine frame:
+                                    # this is the per-event path.
+                                    try:
+                                        # typed Ok | Error, but user code may return anything
+                                        returned = cast(
+                                            object,
+                                            await collector.processor(payload, collector.ctx),
+                                        )
+                                    except Exception as exc:
+                                        result = collector._failed(exc, log)
+                                    else:
+                                        if type(returned) is Ok or type(returned) is Error:
+                                            result = returned
+                                        else:
+                                            result = collector._wrong_type(returned)
                                 keys = key_tuples.get(collector) or (collector.key,)
                                 results = _result_list((result,), keys)
                             else:

@@ -34,7 +34,9 @@ class CollectorEvent:
     #: ``trio.current_time()`` when the event entered the queue.
     sent_at: float
     _results: ResultList | None = attrs.field(default=None, init=False)
-    _waiters: trio.lowlevel.ParkingLot | None = attrs.field(default=None, init=False)
+    # Created by the first wait() that has to block: most events are never waited for
+    # before they are done, so most never need one.
+    _done: trio.Event | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
         state = "pending" if self._results is None else "done"
@@ -64,9 +66,9 @@ class CollectorEvent:
         if results is not None:
             await trio.lowlevel.checkpoint()
             return results
-        if self._waiters is None:
-            self._waiters = trio.lowlevel.ParkingLot()
-        await self._waiters.park()
+        if self._done is None:
+            self._done = trio.Event()
+        await self._done.wait()
         assert self._results is not None
         return self._results
 
@@ -74,8 +76,8 @@ class CollectorEvent:
         if self._results is not None:
             raise RuntimeError("event resolved twice")
         self._results = results
-        if self._waiters is not None:
-            self._waiters.unpark_all()
+        if self._done is not None:
+            self._done.set()
 
 
 class EventSender(Protocol):
