@@ -403,8 +403,8 @@ def main() -> None:
     print(f"{'fixed pool of 100 (floor)':<40} {fixed:>13.3f} {fixed / 0.25:>14.3f}")
 
     phase = 1.0 if args.quick else 2.0
-    step = trio.run(step_load, 0.02, 100.0, phase)
-    print(f"\nstep load: 100 ev/s, 1000 ev/s, 100 ev/s, {phase:g} s each; service 20 ms")
+    step = trio.run(step_load, 0.05, 200.0, phase)
+    print(f"\nstep load: 200 ev/s, 2000 ev/s, 200 ev/s, {phase:g} s each; service 50 ms")
     intervals = step["meet_s"] / step["monitor_interval"]
     print(
         f"  pool meets the 10x demand after      {step['meet_s']:.3f} s "

@@ -25,7 +25,7 @@ from typing import Final, final
 __all__ = ["SCALE_DOWN_DELAY", "STEADY_HORIZON", "ScalingPolicy"]
 
 #: Seconds the target must stay below the pool size before the pool shrinks.
-SCALE_DOWN_DELAY: Final = 0.5
+SCALE_DOWN_DELAY: Final = 0.25
 #: Time constant, in seconds, of the moving average behind steady demand.
 STEADY_HORIZON: Final = 0.1
 
