@@ -25,7 +25,7 @@ from event_collector import (
     Payload,
     Result,
 )
-from event_collector._scaling import SCALE_DOWN_DELAY, ScalingPolicy
+from event_collector._scaling import RATE_SAMPLES, SCALE_DOWN_DELAY, ScalingPolicy
 
 from .conftest import sleeper
 
@@ -34,34 +34,54 @@ class TestPolicy:
     """The rule: clamp(ceil(max(steady, burst) * (1 + margin))), slow to shrink."""
 
     def test_burst_demand(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.15, 0.01)
+        policy = ScalingPolicy(1, 100, 0.15)
         assert policy.target(qsize=99, busy=1) == 100  # ceil(115) clamped
         assert policy.target(qsize=9, busy=1) == math.ceil(10 * 1.15)
         assert policy.target(qsize=0, busy=1) == 1  # no backlog: steady demand only
 
     def test_bounds(self) -> None:
-        policy = ScalingPolicy(3, 5, 0.15, 0.01)
+        policy = ScalingPolicy(3, 5, 0.15)
         assert policy.target(qsize=0, busy=0) == 3
         assert policy.target(qsize=50, busy=5) == 5
 
-    def test_steady_demand_follows_busy(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0, 0.01)
-        for tick in range(200):
-            policy.observe(tick * 0.01, qsize=0, busy=8)
+    def test_steady_demand_is_rate_times_service_time(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0)
+        for tick in range(10):  # 10 arrivals per 0.01 s: 1000 per second
+            size = policy.observe(
+                tick * 0.01, qsize=0, busy=0, arrivals=10 * tick, service_time=0.008
+            )
         assert round(policy.steady, 6) == 8
-        assert policy.target(qsize=0, busy=8) == 8
+        assert size == 8
+
+    def test_a_step_is_seen_within_rate_samples(self) -> None:
+        policy = ScalingPolicy(1, 1000, 0.0)
+        arrivals = 0
+        for tick in range(20):  # 100 per second
+            arrivals += 1
+            policy.observe(tick * 0.01, 0, 0, arrivals, service_time=0.05)
+        sizes = []
+        for tick in range(20, 20 + RATE_SAMPLES):  # then 1000 per second
+            arrivals += 10
+            sizes.append(policy.observe(tick * 0.01, 0, 0, arrivals, service_time=0.05))
+        assert sizes[-1] == 50  # 1000/s x 0.05 s, after RATE_SAMPLES samples
 
     def test_shrinks_only_after_the_delay(self) -> None:
         half = SCALE_DOWN_DELAY / 2
-        policy = ScalingPolicy(1, 100, 0.0, half)
-        assert policy.observe(0.0, qsize=19, busy=1) == 20
-        sizes = [policy.observe(t * half, qsize=0, busy=0) for t in range(1, 5)]
+        policy = ScalingPolicy(1, 100, 0.0)
+        assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
+        sizes = [
+            policy.observe(t * half, qsize=0, busy=0, arrivals=20, service_time=0)
+            for t in range(1, 5)
+        ]
         # The burst at t=0 holds the size for SCALE_DOWN_DELAY, then it drops at once.
         assert sizes == [20, 1, 1, 1]
 
     def test_no_thrashing_at_a_boundary(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0, 0.01)
-        sizes = [policy.observe(t * 0.01, qsize=1 if t % 2 else 0, busy=10) for t in range(100)]
+        policy = ScalingPolicy(1, 100, 0.0)
+        sizes = [
+            policy.observe(t * 0.01, qsize=1 if t % 2 else 0, busy=10, arrivals=t, service_time=0)
+            for t in range(100)
+        ]
         changes = sum(1 for a, b in itertools.pairwise(sizes) if a != b)
         assert changes <= 2
 

@@ -140,6 +140,13 @@ class MetricsRecorder:
         self._ring_index = 0 if index == len(self._services) else index
         self.departures += 1
 
+    def mean_service_time(self) -> float:
+        """
+        Return the mean service time of the recent events, warm-up or not (0 if none).
+        """
+        completed = min(self.departures, len(self._services))
+        return max(self._service_sum / completed, 0.0) if completed else 0.0
+
     def sample(self, now: float, load: float) -> None:
         """
         Take the periodic sample: the current load and the arrival/departure counts.
@@ -171,7 +178,7 @@ class MetricsRecorder:
         else:
             avg_load = max(self._load_sum / len(self._loads), 0.0) if self._loads else 0.0
             completed = min(self.departures, len(self._services))
-            service_time = max(self._service_sum / completed, 0.0) if completed else 0.0
+            service_time = self.mean_service_time()
             wait_time = max(self._wait_sum / completed, 0.0) if completed else 0.0
         return Metrics(
             timestamp=datetime.datetime.now(datetime.UTC),

@@ -489,7 +489,7 @@ class CollectorQueue:
         """
         assert self._recorder is not None
         recorder, interval = self._recorder, self.monitor_interval
-        policy = ScalingPolicy(self.min_consumers, self.max_consumers, self.wip_margin, interval)
+        policy = ScalingPolicy(self.min_consumers, self.max_consumers, self.wip_margin)
         start = trio.current_time()
         tick = 0
         while True:
@@ -507,7 +507,10 @@ class CollectorQueue:
             qsize, busy, size = self._qsize(), pool.busy(), pool.size
             recorder.sample(now, (qsize + busy) / size if size else 0.0)
             if self.autoscale:
-                await self._resize(pool, policy.observe(now, qsize, busy), policy)
+                size = policy.observe(
+                    now, qsize, busy, recorder.arrivals, recorder.mean_service_time()
+                )
+                await self._resize(pool, size, policy)
 
     def _on_backlog(self) -> None:
         """

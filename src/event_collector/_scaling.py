@@ -4,10 +4,10 @@ Autoscaling: how many consumers the measured load needs, with hysteresis on the 
 The rule, evaluated every ``monitor_interval`` (and at once when a send finds no idle
 consumer):
 
-- *steady demand* is the mean number of busy consumers over the last ``STEADY_HORIZON``
-  seconds (an exponential moving average). In steady state this is arrival rate x service
-  time, Little's law's work in progress, measured over a horizon short enough to follow load
-  changes (the reported ``Metrics.wip`` uses the longer rate window);
+- *steady demand* is Little's law's work in progress: the arrival rate over the last
+  ``RATE_SAMPLES`` samples times the mean service time. The reported ``Metrics.wip`` is the
+  same product over the longer metrics window; the supervisor's short window lets it see a
+  step in load within a few samples;
 - *burst demand*, when events are waiting, is the events waiting plus those in service;
 - the target is ``clamp(ceil(max(steady, burst) * (1 + wip_margin)), min, max)``.
 
@@ -22,12 +22,12 @@ import collections
 import math
 from typing import Final, final
 
-__all__ = ["SCALE_DOWN_DELAY", "STEADY_HORIZON", "ScalingPolicy"]
+__all__ = ["RATE_SAMPLES", "SCALE_DOWN_DELAY", "ScalingPolicy"]
 
 #: Seconds the target must stay below the pool size before the pool shrinks.
 SCALE_DOWN_DELAY: Final = 0.25
-#: Time constant, in seconds, of the moving average behind steady demand.
-STEADY_HORIZON: Final = 0.1
+#: Samples behind the supervisor's arrival rate.
+RATE_SAMPLES: Final = 3
 
 
 @final
@@ -39,21 +39,23 @@ class ScalingPolicy:
         min_consumers: Smallest pool size.
         max_consumers: Largest pool size.
         margin: ``wip_margin``, the fraction added to demand.
-        interval: ``monitor_interval``, the time between two :meth:`observe` calls.
 
     """
 
-    __slots__ = ("_margin", "_max", "_min", "_peaks", "_smoothing", "steady")
+    __slots__ = ("_arrivals", "_margin", "_max", "_min", "_peaks", "steady")
 
-    def __init__(self, min_consumers: int, max_consumers: int, margin: float, interval: float):
+    def __init__(self, min_consumers: int, max_consumers: int, margin: float) -> None:
         self._min = min_consumers
         self._max = max_consumers
         self._margin = margin
-        self._smoothing = 1.0 - math.exp(-interval / STEADY_HORIZON)
-        #: Mean busy consumers over the steady horizon.
+        #: Arrival rate x service time at the last sample.
         self.steady = 0.0
-        # (time, target) of recent observations; targets strictly decreasing from the left,
-        # so the left end is the largest target of the last SCALE_DOWN_DELAY seconds.
+        # (time, arrivals) of the last RATE_SAMPLES + 1 samples.
+        self._arrivals: collections.deque[tuple[float, int]] = collections.deque(
+            maxlen=RATE_SAMPLES + 1
+        )
+        # (time, target) of recent samples; targets strictly decreasing from the left, so
+        # the left end is the largest target of the last SCALE_DOWN_DELAY seconds.
         self._peaks: collections.deque[tuple[float, int]] = collections.deque()
 
     def target(self, qsize: int, busy: int) -> int:
@@ -64,14 +66,25 @@ class ScalingPolicy:
         wanted = math.ceil(round(demand * (1 + self._margin), 9))
         return min(max(wanted, self._min), self._max)
 
-    def observe(self, now: float, qsize: int, busy: int) -> int:
+    def observe(self, now: float, qsize: int, busy: int, arrivals: int, service_time: float) -> int:
         """
         Take the periodic sample and return the pool size to have now.
 
         Growing is immediate; shrinking goes to the largest target of the last
         ``SCALE_DOWN_DELAY`` seconds.
+
+        Args:
+            now: Time of the sample.
+            qsize: Events waiting.
+            busy: Consumers processing.
+            arrivals: Events sent since start.
+            service_time: Mean service time of recent events (0 if none yet).
         """
-        self.steady += self._smoothing * (busy - self.steady)
+        history = self._arrivals
+        history.append((now, arrivals))
+        since, then = history[0]
+        rate = (arrivals - then) / (now - since) if now > since else 0.0
+        self.steady = rate * service_time
         target = self.target(qsize, busy)
         peaks = self._peaks
         while peaks and peaks[-1][1] <= target:

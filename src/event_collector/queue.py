@@ -22,8 +22,8 @@ from ._queue import REPORT_INTERVAL as REPORT_INTERVAL
 from ._queue import WIP_MARGIN as WIP_MARGIN
 from ._queue import CollectorQueue as CollectorQueue
 from ._queue import MonotonicTime as MonotonicTime
+from ._scaling import RATE_SAMPLES as RATE_SAMPLES
 from ._scaling import SCALE_DOWN_DELAY as SCALE_DOWN_DELAY
-from ._scaling import STEADY_HORIZON as STEADY_HORIZON
 
 __all__ = [
     "AVG_LOAD_INTERVAL",
@@ -35,9 +35,9 @@ __all__ = [
     "METRICS_WARMUP_INTERVAL",
     "MIN_METRICS_COLLECTOR_WINDOW_SIZE",
     "MONITOR_INTERVAL",
+    "RATE_SAMPLES",
     "REPORT_INTERVAL",
     "SCALE_DOWN_DELAY",
-    "STEADY_HORIZON",
     "WIP_MARGIN",
     "CollectorEvent",
     "CollectorQueue",
