@@ -25,7 +25,12 @@ from event_collector import (
     Payload,
     Result,
 )
-from event_collector._scaling import RATE_SAMPLES, SCALE_DOWN_DELAY, ScalingPolicy
+from event_collector._scaling import (
+    MIN_RATE_EVENTS,
+    RATE_SAMPLES,
+    SCALE_DOWN_DELAY,
+    ScalingPolicy,
+)
 
 from .conftest import sleeper
 
@@ -35,8 +40,8 @@ class TestPolicy:
 
     def test_burst_demand(self) -> None:
         policy = ScalingPolicy(1, 100, 0.15)
-        assert policy.target(qsize=99, busy=1) == 100  # ceil(115) clamped
-        assert policy.target(qsize=9, busy=1) == math.ceil(10 * 1.15)
+        assert policy.target(qsize=99, busy=1) == 100  # a backlog is served exactly
+        assert policy.target(qsize=9, busy=1) == 10
         assert policy.target(qsize=0, busy=1) == 1  # no backlog: steady demand only
 
     def test_bounds(self) -> None:
@@ -59,11 +64,19 @@ class TestPolicy:
         for tick in range(20):  # 100 per second
             arrivals += 1
             policy.observe(tick * 0.01, 0, 0, arrivals, service_time=0.05)
+        per_sample = math.ceil(MIN_RATE_EVENTS / RATE_SAMPLES)  # a step big enough...
         sizes = []
-        for tick in range(20, 20 + RATE_SAMPLES):  # then 1000 per second
-            arrivals += 10
+        for tick in range(20, 20 + RATE_SAMPLES):
+            arrivals += per_sample
             sizes.append(policy.observe(tick * 0.01, 0, 0, arrivals, service_time=0.05))
-        assert sizes[-1] == 50  # 1000/s x 0.05 s, after RATE_SAMPLES samples
+        # ...is measured on its own samples only, after RATE_SAMPLES samples.
+        assert sizes[-1] == math.ceil(round(per_sample / 0.01 * 0.05, 9))
+
+    def test_low_rates_are_measured_over_more_samples(self) -> None:
+        policy = ScalingPolicy(1, 1000, 0.0)
+        for tick in range(200):  # 1 arrival every other sample: 50 per second
+            policy.observe(tick * 0.01, 0, 0, arrivals=tick // 2, service_time=0.2)
+        assert round(policy.steady, 6) == round(50 * 0.2, 6)
 
     def test_shrinks_only_after_the_delay(self) -> None:
         half = SCALE_DOWN_DELAY / 2
@@ -207,7 +220,7 @@ class TestBacklogWakeUp:
             await publisher.send(1)  # the only consumer is busy: wake the supervisor
             await trio.testing.wait_all_tasks_blocked()
             assert trio.current_time() == 0  # long before the first sample at t=5
-            assert queue.consumer_count() == math.ceil(2 * 1.15)
+            assert queue.consumer_count() == 2  # one waiting + one in service
 
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)

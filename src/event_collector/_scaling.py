@@ -4,12 +4,15 @@ Autoscaling: how many consumers the measured load needs, with hysteresis on the 
 The rule, evaluated every ``monitor_interval`` (and at once when a send finds no idle
 consumer):
 
-- *steady demand* is Little's law's work in progress: the arrival rate over the last
-  ``RATE_SAMPLES`` samples times the mean service time. The reported ``Metrics.wip`` is the
-  same product over the longer metrics window; the supervisor's short window lets it see a
-  step in load within a few samples;
+- *steady demand* is Little's law's work in progress: the arrival rate times the mean
+  service time. The rate is measured over the last ``RATE_SAMPLES`` samples, widened until
+  it spans ``MIN_RATE_EVENTS`` arrivals (or ``RATE_HISTORY`` samples): short enough at high
+  rates to see a step in load within a few samples, long enough at low rates not to chase
+  noise. The reported ``Metrics.wip`` is the same product over the metrics window;
 - *burst demand*, when events are waiting, is the events waiting plus those in service;
-- the target is ``clamp(ceil(max(steady, burst) * (1 + wip_margin)), min, max)``.
+- the target is ``clamp(max(ceil(steady * (1 + wip_margin)), burst), min, max)``: the margin
+  covers the uncertainty of a prediction, while a backlog is known exactly (putting the
+  margin on it too made a step in load overshoot by half).
 
 The pool grows to the target at once. It shrinks only to the largest target seen over the
 last ``SCALE_DOWN_DELAY`` seconds, so load hovering at a boundary does not make it thrash,
@@ -22,12 +25,16 @@ import collections
 import math
 from typing import Final, final
 
-__all__ = ["RATE_SAMPLES", "SCALE_DOWN_DELAY", "ScalingPolicy"]
+__all__ = ["MIN_RATE_EVENTS", "RATE_HISTORY", "RATE_SAMPLES", "SCALE_DOWN_DELAY", "ScalingPolicy"]
 
 #: Seconds the target must stay below the pool size before the pool shrinks.
-SCALE_DOWN_DELAY: Final = 0.25
-#: Samples behind the supervisor's arrival rate.
+SCALE_DOWN_DELAY: Final = 0.1
+#: Fewest samples behind the supervisor's arrival rate.
 RATE_SAMPLES: Final = 3
+#: Fewest arrivals behind the supervisor's arrival rate, when the history has them.
+MIN_RATE_EVENTS: Final = 40
+#: Most samples behind the supervisor's arrival rate.
+RATE_HISTORY: Final = 100
 
 
 @final
@@ -50,9 +57,9 @@ class ScalingPolicy:
         self._margin = margin
         #: Arrival rate x service time at the last sample.
         self.steady = 0.0
-        # (time, arrivals) of the last RATE_SAMPLES + 1 samples.
+        # (time, arrivals) of the last RATE_HISTORY + 1 samples.
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque(
-            maxlen=RATE_SAMPLES + 1
+            maxlen=RATE_HISTORY + 1
         )
         # (time, target) of recent samples; targets strictly decreasing from the left, so
         # the left end is the largest target of the last SCALE_DOWN_DELAY seconds.
@@ -62,8 +69,9 @@ class ScalingPolicy:
         """
         Return the pool size the current counts call for, without hysteresis.
         """
-        demand = max(self.steady, qsize + busy if qsize else 0)
-        wanted = math.ceil(round(demand * (1 + self._margin), 9))
+        wanted = math.ceil(round(self.steady * (1 + self._margin), 9))
+        if qsize:
+            wanted = max(wanted, qsize + busy)
         return min(max(wanted, self._min), self._max)
 
     def observe(self, now: float, qsize: int, busy: int, arrivals: int, service_time: float) -> int:
@@ -82,9 +90,7 @@ class ScalingPolicy:
         """
         history = self._arrivals
         history.append((now, arrivals))
-        since, then = history[0]
-        rate = (arrivals - then) / (now - since) if now > since else 0.0
-        self.steady = rate * service_time
+        self.steady = self._rate(now, arrivals) * service_time
         target = self.target(qsize, busy)
         peaks = self._peaks
         while peaks and peaks[-1][1] <= target:
@@ -93,3 +99,14 @@ class ScalingPolicy:
         while peaks[0][0] <= now - SCALE_DOWN_DELAY:
             peaks.popleft()
         return peaks[0][1]
+
+    def _rate(self, now: float, arrivals: int) -> float:
+        """
+        Return arrivals per second over the window the module docstring describes.
+        """
+        history = self._arrivals
+        index = max(len(history) - 1 - RATE_SAMPLES, 0)
+        while index > 0 and arrivals - history[index][1] < MIN_RATE_EVENTS:
+            index -= 1
+        since, then = history[index]
+        return (arrivals - then) / (now - since) if now > since else 0.0

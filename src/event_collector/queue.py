@@ -22,6 +22,8 @@ from ._queue import REPORT_INTERVAL as REPORT_INTERVAL
 from ._queue import WIP_MARGIN as WIP_MARGIN
 from ._queue import CollectorQueue as CollectorQueue
 from ._queue import MonotonicTime as MonotonicTime
+from ._scaling import MIN_RATE_EVENTS as MIN_RATE_EVENTS
+from ._scaling import RATE_HISTORY as RATE_HISTORY
 from ._scaling import RATE_SAMPLES as RATE_SAMPLES
 from ._scaling import SCALE_DOWN_DELAY as SCALE_DOWN_DELAY
 
@@ -34,7 +36,9 @@ __all__ = [
     "METRICS_COLLECTOR_WINDOW_SIZE",
     "METRICS_WARMUP_INTERVAL",
     "MIN_METRICS_COLLECTOR_WINDOW_SIZE",
+    "MIN_RATE_EVENTS",
     "MONITOR_INTERVAL",
+    "RATE_HISTORY",
     "RATE_SAMPLES",
     "REPORT_INTERVAL",
     "SCALE_DOWN_DELAY",
