@@ -13,6 +13,24 @@ from event_collector import Context, Error, Ok, Payload, Result
 
 Processor = Callable[[Payload[Any], Context], Awaitable[Result[Any]]]
 
+#: The fields of a "collector queue metrics" log entry.
+METRIC_LOG_FIELDS = frozenset(
+    {
+        "metrics_timestamp",
+        "qsize",
+        "busy",
+        "consumers",
+        "load",
+        "avg_load",
+        "service_time",
+        "wait_time",
+        "arrival_rate",
+        "departure_rate",
+        "wip",
+        "event_count",
+    }
+)
+
 
 def sleeper(seconds: float, log: list[tuple[str, Any, float]] | None = None) -> Processor:
     """

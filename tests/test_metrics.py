@@ -15,6 +15,8 @@ import trio.testing
 from event_collector import Collector, CollectorQueue, Context, Ok, Payload, Result
 from event_collector._metrics import MetricsRecorder
 
+from .conftest import METRIC_LOG_FIELDS
+
 
 async def work(payload: Payload[float], ctx: Context) -> Result[float]:
     """
@@ -107,20 +109,7 @@ class TestMetrics:
             start=0, service_window=3, rate_window=5, load_window=5, warmup=0
         )
         fields = recorder.snapshot(1.0, 0, 0, 1).as_log_fields()
-        assert set(fields) == {
-            "metrics_timestamp",
-            "qsize",
-            "busy",
-            "consumers",
-            "load",
-            "avg_load",
-            "service_time",
-            "wait_time",
-            "arrival_rate",
-            "departure_rate",
-            "wip",
-            "event_count",
-        }
+        assert set(fields) == METRIC_LOG_FIELDS
         assert isinstance(fields["metrics_timestamp"], str)
 
 

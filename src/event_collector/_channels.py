@@ -9,7 +9,7 @@ import heapq
 import math
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar, final
 
 import attrs
 import outcome
@@ -136,26 +136,71 @@ class _State(Generic[T]):
 _HAS_PEAK = "peak_buffer_used" in attrs.fields_dict(trio.MemoryChannelStatistics)
 
 
-@final
-class OrderedSendChannel(trio.abc.SendChannel[T]):
+class _ChannelEnd(Generic[T]):
     """
-    The send side of a priority or LIFO channel; behaves like ``trio.MemorySendChannel``.
+    What the two ends share: the state, closing as a context manager, cloning.
     """
+
+    _side: ClassVar[str]
 
     def __init__(self, state: _State[T]) -> None:
         self._state = state
         self._closed = False
-        self._tasks: set[Task] = set()  # tasks blocked in send on this clone
-        state.open_send_channels += 1
+        self._tasks: set[Task] = set()  # tasks blocked on this end
 
     def __repr__(self) -> str:
-        return f"<send channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
+        return f"<{self._side} channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
 
     def statistics(self) -> trio.MemoryChannelStatistics:
         """
         Return statistics about the channel state (see ``trio.MemoryChannelStatistics``).
         """
         return self._state.statistics()
+
+    def clone(self) -> Self:
+        """
+        Return another end of the same channel, on the same side.
+
+        Raises:
+            trio.ClosedResourceError: This end was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError
+        return type(self)(self._state)
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def aclose(self) -> None:
+        """
+        Close this end (see ``close``). Always a checkpoint.
+        """
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+
+@final
+class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
+    """
+    The send side of a priority or LIFO channel; behaves like ``trio.MemorySendChannel``.
+    """
+
+    _side = "send"
+
+    def __init__(self, state: _State[T]) -> None:
+        super().__init__(state)
+        state.open_send_channels += 1
 
     def send_nowait(self, value: T) -> None:
         """
@@ -212,18 +257,6 @@ class OrderedSendChannel(trio.abc.SendChannel[T]):
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def clone(self) -> OrderedSendChannel[T]:
-        """
-        Return another send end of the same channel.
-
-        Raises:
-            trio.ClosedResourceError: This end was closed.
-
-        """
-        if self._closed:
-            raise trio.ClosedResourceError
-        return OrderedSendChannel(self._state)
-
     def close(self) -> None:
         """
         Close this end; blocked senders on it get ``trio.ClosedResourceError``.
@@ -246,45 +279,18 @@ class OrderedSendChannel(trio.abc.SendChannel[T]):
                 trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
             state.receive_tasks.clear()
 
-    def __enter__(self) -> OrderedSendChannel[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def aclose(self) -> None:
-        """
-        Close this end (see :meth:`close`). Always a checkpoint.
-        """
-        self.close()
-        await trio.lowlevel.checkpoint()
-
 
 @final
-class OrderedReceiveChannel(trio.abc.ReceiveChannel[T]):
+class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
     """
     The receive side of a priority or LIFO channel; behaves like ``trio.MemoryReceiveChannel``.
     """
 
+    _side = "receive"
+
     def __init__(self, state: _State[T]) -> None:
-        self._state = state
-        self._closed = False
-        self._tasks: set[Task] = set()  # tasks blocked in receive on this clone
+        super().__init__(state)
         state.open_receive_channels += 1
-
-    def __repr__(self) -> str:
-        return f"<receive channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
-
-    def statistics(self) -> trio.MemoryChannelStatistics:
-        """
-        Return statistics about the channel state (see ``trio.MemoryChannelStatistics``).
-        """
-        return self._state.statistics()
 
     def receive_nowait(self) -> T:
         """
@@ -339,18 +345,6 @@ class OrderedReceiveChannel(trio.abc.ReceiveChannel[T]):
 
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
-    def clone(self) -> OrderedReceiveChannel[T]:
-        """
-        Return another receive end of the same channel.
-
-        Raises:
-            trio.ClosedResourceError: This end was closed.
-
-        """
-        if self._closed:
-            raise trio.ClosedResourceError
-        return OrderedReceiveChannel(self._state)
-
     def close(self) -> None:
         """
         Close this end; blocked receivers on it get ``trio.ClosedResourceError``.
@@ -374,24 +368,6 @@ class OrderedReceiveChannel(trio.abc.ReceiveChannel[T]):
                 trio.lowlevel.reschedule(task, outcome.Error(trio.BrokenResourceError()))
             state.send_tasks.clear()
             state.buffer.clear()
-
-    def __enter__(self) -> OrderedReceiveChannel[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def aclose(self) -> None:
-        """
-        Close this end (see :meth:`close`). Always a checkpoint.
-        """
-        self.close()
-        await trio.lowlevel.checkpoint()
 
 
 def _check_size(max_buffer_size: int | float) -> None:
