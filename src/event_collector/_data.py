@@ -343,6 +343,16 @@ class ResultList(Sequence[_AnyResult]):
         return _AsyncResults(iter(self.results))
 
 
+def _result_list(results: tuple[_AnyResult, ...], keys: tuple[str | None, ...]) -> ResultList:
+    """
+    Build a ResultList from values the library made itself, skipping validation.
+    """
+    result_list: ResultList = object.__new__(ResultList)
+    _setattr(result_list, "results", results)
+    _setattr(result_list, "keys", keys)
+    return result_list
+
+
 @final
 class _AsyncResults:
     __slots__ = ("_results",)

@@ -9,7 +9,7 @@ ever stopped in the middle of an event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, cast, final
+from typing import Any, Protocol, cast, final
 
 import attrs
 import trio
@@ -17,7 +17,7 @@ import trio
 from ._data import Error, Ok, ResultList
 from ._logging import FilteringBoundLogger
 from ._publisher import CollectorEvent
-from ._router import InFlight, Router, _result_list, in_flight
+from ._router import InFlight, Router, in_flight
 
 __all__ = ["ConsumerPool"]
 
@@ -184,13 +184,16 @@ class ConsumerPool:
                             return
                     payload = event.payload
                     started = now()
+                    # A lone result is kept with its key; the event builds a list if asked.
+                    outcome: ResultList | Ok[Any] | Error
+                    key: tuple[str | None, ...] = ()
                     try:
                         if select is None:
                             consumer.collectors = ()  # until the router calls deliver
-                            results = await router.handle_event(payload)
-                            if type(results) is not ResultList:
+                            outcome = await router.handle_event(payload)
+                            if type(outcome) is not ResultList:
                                 raise TypeError(
-                                    f"router must return a ResultList, got {type(results).__name__}"
+                                    f"router must return a ResultList, got {type(outcome).__name__}"
                                 )
                         else:
                             collectors = select(payload)
@@ -215,17 +218,17 @@ class ConsumerPool:
                                             result = returned
                                         else:
                                             result = collector._wrong_type(returned)
-                                keys = key_tuples.get(collector) or (collector.key,)
-                                results = _result_list((result,), keys)
+                                outcome = result
+                                key = key_tuples.get(collector) or (collector.key,)
                             else:
-                                results = await router.deliver(payload, collectors)
+                                outcome = await router.deliver(payload, collectors)
                     except Exception as exc:
                         log.error("router_failed", exc_info=exc)
-                        results = _result_list((Error(exc),), (None,))
+                        outcome, key = Error(exc), (None,)
                     except BaseException:
                         event._resolve(consumer.cancelled_results())
                         raise
-                    event._resolve(results)
+                    event._resolve(outcome, key)
                     on_served(started - event.sent_at, now() - started)
                     event = None
         finally:

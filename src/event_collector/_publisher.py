@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 import attrs
 import trio
 
-from ._data import Payload, ResultList
+from ._data import Error, Ok, Payload, ResultList, _result_list
 
 if TYPE_CHECKING:
     from ._metrics import MetricsRecorder
@@ -33,13 +33,17 @@ class CollectorEvent:
     payload: Payload[Any]
     #: ``trio.current_time()`` when the event entered the queue.
     sent_at: float
-    _results: ResultList | None = attrs.field(default=None, init=False)
+    # The results once done: a ResultList, or the lone result of a one-collector delivery
+    # with its key in _key (the ResultList is then built when asked for, so a finished
+    # event keeps no list and tuple of its own alive: they are per-event GC load).
+    _outcome: ResultList | Ok[Any] | Error | None = attrs.field(default=None, init=False)
+    _key: tuple[str | None, ...] = attrs.field(default=(), init=False)
     # Created by the first wait() that has to block: most events are never waited for
     # before they are done, so most never need one.
     _done: trio.Event | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
-        state = "pending" if self._results is None else "done"
+        state = "pending" if self._outcome is None else "done"
         return f"<CollectorEvent {state} payload={self.payload!r}>"
 
     @property
@@ -47,35 +51,47 @@ class CollectorEvent:
         """
         Whether the results are in.
         """
-        return self._results is not None
+        return self._outcome is not None
 
     def get_result(self) -> ResultList | None:
         """
         Return the results, or None while the event is still queued or processing.
+
+        Every call returns an equal ResultList (not always the same object).
         """
-        return self._results
+        outcome = self._outcome
+        if outcome is None or type(outcome) is ResultList:
+            return outcome
+        return _result_list((outcome,), self._key)
 
     async def wait(self) -> ResultList:
         """
         Wait until the event is done and return its results.
 
-        Any number of tasks may wait. Returns at once (after a checkpoint) if the event is
-        already done. On cancellation nothing happens to the event: wait again later.
+        Any number of tasks may wait; each gets an equal ResultList. Returns at once (after
+        a checkpoint) if the event is already done. On cancellation nothing happens to the
+        event: wait again later.
         """
-        results = self._results
-        if results is not None:
+        if self._outcome is not None:
             await trio.lowlevel.checkpoint()
-            return results
-        if self._done is None:
-            self._done = trio.Event()
-        await self._done.wait()
-        assert self._results is not None
-        return self._results
+        else:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+        results = self.get_result()
+        assert results is not None
+        return results
 
-    def _resolve(self, results: ResultList) -> None:
-        if self._results is not None:
+    def _resolve(
+        self, outcome: ResultList | Ok[Any] | Error, key: tuple[str | None, ...] = ()
+    ) -> None:
+        """
+        Set the results: a ResultList, or one result and its key (a 1-tuple).
+        """
+        if self._outcome is not None:
             raise RuntimeError("event resolved twice")
-        self._results = results
+        self._outcome = outcome
+        self._key = key
         if self._done is not None:
             self._done.set()
 

@@ -16,7 +16,7 @@ import trio
 
 from ._channels import open_lifo_channel, open_priority_channel
 from ._collector import Collector
-from ._data import Error, QueueType
+from ._data import Error, QueueType, _result_list
 from ._errors import ShutdownError
 from ._logging import FilteringBoundLogger, get_logger
 from ._messagebus import (
@@ -29,7 +29,7 @@ from ._messagebus import (
 from ._metrics import Metrics, MetricsRecorder
 from ._pool import ConsumerPool, EventReceiver
 from ._publisher import CollectorEvent, EventPublisher, EventSender
-from ._router import Router, SimpleRouter, _result_list
+from ._router import Router, SimpleRouter
 from ._scaling import ScalingPolicy
 
 __all__ = [

@@ -12,21 +12,11 @@ import attrs
 import trio
 
 from ._collector import Collector
-from ._data import Delivery, Error, Ok, Payload, ResultList, _AnyResult
+from ._data import Delivery, Error, Ok, Payload, ResultList, _AnyResult, _result_list
 from ._errors import ShutdownError
 from ._logging import FilteringBoundLogger, logger
 
 __all__ = ["Router", "SimpleRouter"]
-
-
-def _result_list(results: tuple[_AnyResult, ...], keys: tuple[str | None, ...]) -> ResultList:
-    """
-    Build a ResultList from values the library made itself, skipping validation.
-    """
-    result_list: ResultList = object.__new__(ResultList)
-    object.__setattr__(result_list, "results", results)
-    object.__setattr__(result_list, "keys", keys)
-    return result_list
 
 
 #: The result of an event that matched no collector: one ``Ok(None)``, nothing delivered.
