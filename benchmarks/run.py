@@ -345,9 +345,10 @@ async def step_load(service: float, rate: float, phase: float) -> dict[str, floa
                 publisher.send_nowait(Payload(sent))
                 sent += 1
             if index == 1:
-                # when did the pool first reach the high phase's demand?
+                # When did the supervisor first size the pool for the high phase's demand?
+                # (from its ConsumersScaled events: exact, unlike a periodic sampler)
                 needed = math.ceil(10 * rate * service)
-                reached = [t for t, _, size in samples if t >= phase and size >= needed]
+                reached = [t - start for t, size in scaled if t - start >= phase and size >= needed]
                 result["meet_s"] = (reached[0] - phase) if reached else math.inf
         stop = trio.current_time()
         demand = 0.0
