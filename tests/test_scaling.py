@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -231,3 +232,24 @@ class TestBacklogWakeUp:
             await trio.testing.wait_all_tasks_blocked()
             assert trio.current_time() == 0
             assert queue.consumer_count() == 6
+
+
+class TestSupervisorFailure:
+    """A failing supervisor is a bug: it surfaces from async with, and nothing hangs."""
+
+    async def test_failure_surfaces(
+        self, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(self: ScalingPolicy, *args: object) -> int:
+            raise RuntimeError("supervisor bug")
+
+        monkeypatch.setattr(ScalingPolicy, "observe", broken)
+        queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=4)
+        events: list[CollectorEvent] = []
+        with pytest.raises(ExceptionGroup) as info:
+            async with queue:
+                events.append(await queue.get_publisher().send(1))
+                await trio.sleep_forever()
+        assert info.group_contains(RuntimeError, match="supervisor bug")
+        assert trio.current_time() == queue.monitor_interval  # the first sample
+        assert all(event.done for event in events)
