@@ -40,8 +40,8 @@ class Metrics:
     #: Mean seconds from a consumer taking an event to its results being set, over the last
     #: ``event_service_data_window_size`` completed events.
     service_time: float
-    #: Mean seconds events waited in the queue before a consumer took them, over the same
-    #: events as ``service_time``.
+    #: Mean seconds from ``send()`` to a consumer taking the event (a wait for room in a
+    #: full queue included), over the same events as ``service_time``.
     wait_time: float
     #: Events sent per second over the last ``metrics_collector_window_size`` seconds (since
     #: start while the queue is younger than that).

@@ -155,20 +155,17 @@ class EventPublisher:
             trio.ClosedResourceError: The queue is shutting down or has stopped.
 
         Always a checkpoint. On cancellation nothing is queued.
-
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if type(payload) is not Payload:
-            payload = Payload(payload)
-        event = CollectorEvent(payload, self._now())
+        event = self._event(payload)
         try:
             self._channel.send_nowait(event)
         except trio.WouldBlock:
             await self._channel.send(event)
-        self._recorder.arrivals += 1
-        if not self._pool.idle and self._on_backlog is not None:
-            self._on_backlog()
-        await trio.lowlevel.cancel_shielded_checkpoint()
+            self._sent()
+        else:
+            self._sent()
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
     def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent:
