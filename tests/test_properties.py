@@ -16,7 +16,6 @@ from event_collector import (
     CollectorEvent,
     CollectorQueue,
     Context,
-    Delivery,
     Error,
     Ok,
     Payload,
@@ -26,45 +25,18 @@ from event_collector import (
     SimpleRouter,
 )
 
-KEYS = ["a", "b", "c", "d"]
-TOPICS = ["t1", "t2", "t3"]
-
-behaviours = st.one_of(
-    st.just(("ok", 0.0)),
-    st.just(("raise", 0.0)),
-    st.just(("wrong", 0.0)),
-    st.tuples(st.just("sleep"), st.sampled_from([0.5, 1.0, 3.0, 30.0])),
-)
+from .strategies import behaviours, collector_keys, payloads
 
 
 @st.composite
 def collector_specs(draw: st.DrawFn) -> list[tuple[str, tuple[str, Any], list[str], float | None]]:
-    keys = draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True))
+    """
+    Collectors as (key, behaviour, topics, timeout).
+    """
     return [
-        (
-            key,
-            draw(behaviours),
-            draw(st.lists(st.sampled_from(TOPICS), max_size=2, unique=True)),
-            draw(st.sampled_from([None, 2.0])),
-        )
-        for key in keys
+        (key, draw(behaviours), topics, draw(st.sampled_from([None, 2.0])))
+        for key, topics in draw(collector_keys)
     ]
-
-
-payloads = st.one_of(
-    st.builds(Payload, st.integers()),
-    st.builds(
-        lambda v, keys: Payload(v, Delivery.KEY, keys),
-        st.integers(),
-        st.lists(st.sampled_from([*KEYS, "nobody"]), min_size=1, max_size=3),
-    ),
-    st.builds(
-        lambda v, topics, p: Payload(v, Delivery.TOPIC, topics=topics, priority=p),
-        st.integers(),
-        st.lists(st.sampled_from([*TOPICS, "t9"]), min_size=1, max_size=2),
-        st.none() | st.integers(0, 3),
-    ),
-)
 
 
 def make_processor(behaviour: tuple[str, Any]) -> Any:
@@ -85,7 +57,7 @@ def make_processor(behaviour: tuple[str, Any]) -> Any:
 @settings(max_examples=60, deadline=None)
 @given(
     specs=collector_specs(),
-    sends=st.lists(st.tuples(payloads, st.sampled_from([0.0, 0.0, 0.25, 1.0])), max_size=25),
+    sends=st.lists(st.tuples(payloads(), st.sampled_from([0.0, 0.0, 0.25, 1.0])), max_size=25),
     consumers=st.integers(1, 4),
     queue_type=st.sampled_from(QueueType),
     ending=st.sampled_from(["graceful", "raise", "cancel"]),

@@ -11,7 +11,6 @@ import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from event_collector import (
     Collector,
@@ -26,6 +25,7 @@ from event_collector import (
 )
 
 from .conftest import echo, fail, sleeper
+from .strategies import collector_keys, payloads
 
 
 def collectors() -> list[Collector]:
@@ -114,30 +114,8 @@ class TestCustomRouters:
             Router(collectors()).select(Payload(1))
 
 
-KEYS = ["k0", "k1", "k2", "k3"]
-TOPICS = ["t0", "t1", "t2"]
-
-
 @settings(max_examples=100, deadline=None)
-@given(
-    specs=st.lists(
-        st.tuples(st.sampled_from(KEYS), st.lists(st.sampled_from(TOPICS), max_size=2)),
-        min_size=1,
-        max_size=4,
-        unique_by=lambda spec: spec[0],
-    ),
-    payload=st.one_of(
-        st.just(Payload(0)),
-        st.builds(
-            lambda k: Payload(0, Delivery.KEY, k),
-            st.lists(st.sampled_from([*KEYS, "zz"]), min_size=1, max_size=3),
-        ),
-        st.builds(
-            lambda t: Payload(0, Delivery.TOPIC, topics=t),
-            st.lists(st.sampled_from([*TOPICS, "tz"]), min_size=1, max_size=3),
-        ),
-    ),
-)
+@given(specs=collector_keys, payload=payloads())
 def test_routing_reaches_exactly_the_matching_collectors(
     specs: list[tuple[str, list[str]]], payload: Payload[int]
 ) -> None:
@@ -154,6 +132,6 @@ def test_routing_reaches_exactly_the_matching_collectors(
     results = trio.run(router.deliver, payload, selected)
     if expected:
         assert results.keys == tuple(c.key for c in expected)
-        assert all(result == Ok(0) for result in results)
+        assert all(result == Ok(payload.value) for result in results)
     else:
         assert results == ResultList([Ok(None)], [None])
