@@ -185,6 +185,8 @@ class _ChannelEnd(Generic[T]):
     async def aclose(self) -> None:
         """
         Close this end (see ``close``). Always a checkpoint.
+
+        On cancellation the end is closed all the same.
         """
         self.close()
         await trio.lowlevel.checkpoint()
