@@ -285,6 +285,8 @@ class CollectorQueue:
             RuntimeError: The queue has already run.
             Exception: A lifecycle's setup failed; those entered before it have exited.
 
+        On cancellation the lifecycles entered so far exit and ``trio.Cancelled``
+        propagates; no consumer is left running.
         """
         self._lifespan_cm = self._lifespan()
         await self._lifespan_cm.__aenter__()
