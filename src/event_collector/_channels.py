@@ -213,7 +213,6 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
             trio.ClosedResourceError: This end was closed.
             trio.BrokenResourceError: Every receive end was closed.
             TypeError: (priority channel) the key gave a non-int priority.
-
         """
         state = self._state
         if self._closed:
@@ -304,7 +303,6 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
             trio.WouldBlock: Nothing to receive now.
             trio.EndOfChannel: Every send end is closed and the buffer is empty.
             trio.ClosedResourceError: This end was closed.
-
         """
         if self._closed:
             raise trio.ClosedResourceError
@@ -411,7 +409,6 @@ def _open_priority_channel(
     Raises:
         TypeError: ``max_buffer_size`` is neither an int nor ``math.inf``.
         ValueError: ``max_buffer_size`` is negative.
-
     """
     _check_size(max_buffer_size)
     buffer = _PriorityBuffer(_first if key is None else key)
@@ -434,7 +431,6 @@ def _open_lifo_channel(
     Raises:
         TypeError: ``max_buffer_size`` is neither an int nor ``math.inf``.
         ValueError: ``max_buffer_size`` is negative.
-
     """
     _check_size(max_buffer_size)
     return _open(max_buffer_size, _LifoBuffer[T](), None)

@@ -83,7 +83,6 @@ class Collector:
         TypeError: ``processor`` is not an async callable, ``lifecycle`` is not callable,
             ``key`` is not a str, ``topics`` is a bare str, ``ctx`` is not a Context.
         ValueError: ``key`` is empty or ``timeout`` is not positive.
-
     """
 
     key: str = attrs.field(validator=_check_key)
@@ -113,7 +112,6 @@ class Collector:
         This is a checkpoint exactly when the processor is.
 
         On cancellation the processor sees ``trio.Cancelled``, which propagates.
-
         """
         result: object
         try:

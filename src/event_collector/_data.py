@@ -104,7 +104,6 @@ class Payload(Generic[T]):
         TypeError: ``keys`` or ``topics`` is a bare ``str`` or holds a non-``str``;
             ``priority`` is not an ``int``; ``delivery`` is not a ``Delivery``.
         ValueError: ``Delivery.KEY`` without keys or ``Delivery.TOPIC`` without topics.
-
     """
 
     value: T
@@ -219,7 +218,6 @@ class Error:
 
         Raises:
             BaseException: The exception this result holds.
-
         """
         raise self.error
 
@@ -274,7 +272,6 @@ class ResultList(Sequence[_AnyResult]):
     Raises:
         TypeError: A result is neither ``Ok`` nor ``Error``.
         ValueError: ``keys`` and ``results`` differ in length.
-
     """
 
     results: tuple[_AnyResult, ...] = attrs.field(converter=_to_results)
@@ -315,7 +312,6 @@ class ResultList(Sequence[_AnyResult]):
 
         Raises:
             IndexError: The list is empty.
-
         """
         if not self.results:
             raise IndexError("result list is empty")
@@ -381,5 +377,4 @@ class Context(SimpleNamespace):
 
     Example:
         ``ctx = Context(table="readings"); ctx.client = make_client()``
-
     """

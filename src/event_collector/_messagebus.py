@@ -119,7 +119,6 @@ class MessageBus:
         Raises:
             TypeError: ``event_type`` is not a BusEvent subclass or ``handler`` is not
                 an async callable.
-
         """
         checked: object = event_type  # callers may not be type-checked
         if not (isinstance(checked, type) and issubclass(checked, BusEvent)):
@@ -134,7 +133,6 @@ class MessageBus:
 
         Raises:
             ValueError: The handler is not registered for that event type.
-
         """
         handlers = self._handlers.get(event_type, [])
         if handler not in handlers:
@@ -147,7 +145,6 @@ class MessageBus:
 
         Raises:
             trio.ClosedResourceError: The queue this bus belongs to has stopped.
-
         """
         self._send.send_nowait(msg)
 

@@ -78,7 +78,6 @@ class MetricsRecorder:
         rate_window: Seconds behind the arrival and departure rates.
         load_window: Seconds behind the average load.
         warmup: Seconds during which averages read 0.
-
     """
 
     __slots__ = (

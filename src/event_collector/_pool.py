@@ -60,7 +60,6 @@ class ConsumerPool:
         now: The run's clock (``trio.current_time``).
         on_served: Told the wait and service time of every completed event.
         on_empty: Called once the last consumer has exited after :meth:`close`.
-
     """
 
     def __init__(

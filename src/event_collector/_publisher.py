@@ -181,7 +181,6 @@ class EventPublisher:
         Raises:
             trio.WouldBlock: The queue is at ``max_queue_size``; nothing was queued.
             trio.ClosedResourceError: The queue is shutting down or has stopped.
-
         """
         event = self._event(payload)
         self._channel.send_nowait(event)

@@ -194,7 +194,6 @@ class CollectorQueue:
             router that is not a Router subclass, or an option of the wrong type.
         ValueError: No collectors, duplicate keys, ``min_consumers > max_consumers``, or a
             non-positive interval or size.
-
     """
 
     collectors: tuple[Collector, ...] = attrs.field(converter=_to_collectors)
@@ -335,7 +334,6 @@ class CollectorQueue:
             RuntimeError: The queue has not been started.
 
         On cancellation the shutdown goes on; only the waiting stops.
-
         """
         if not self._started:
             raise RuntimeError("collector queue has not been started")
@@ -348,7 +346,6 @@ class CollectorQueue:
 
         Raises:
             RuntimeError: The queue has not been started.
-
         """
         if self._publisher is None:
             raise RuntimeError("collector queue has not been started: use 'async with queue'")
@@ -374,7 +371,6 @@ class CollectorQueue:
 
         Raises:
             RuntimeError: The queue has not been started.
-
         """
         if self._recorder is None or self._pool is None:
             raise RuntimeError("collector queue has not been started")

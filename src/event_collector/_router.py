@@ -72,7 +72,6 @@ class Router:
 
     Args:
         collectors: The queue's collectors, in registration order.
-
     """
 
     def __init__(self, collectors: Sequence[Collector]) -> None:
@@ -120,7 +119,6 @@ class Router:
 
         This is a checkpoint exactly when the processors are. On cancellation the running
         processors are cancelled and ``trio.Cancelled`` propagates.
-
         """
         flight = in_flight.get(None)
         log = logger if flight is None else flight.log

@@ -46,7 +46,6 @@ class ScalingPolicy:
         min_consumers: Smallest pool size.
         max_consumers: Largest pool size.
         margin: ``wip_margin``, the fraction added to demand.
-
     """
 
     __slots__ = ("_arrivals", "_margin", "_max", "_min", "_peaks", "steady")
