@@ -148,15 +148,15 @@ class MessageBus:
         """
         self._send.send_nowait(msg)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """
         Stop accepting events; the dispatcher ends once it has delivered those queued.
         """
         self._send.close()
 
-    async def dispatch(self, log: FilteringBoundLogger) -> None:
+    async def _dispatch(self, log: FilteringBoundLogger) -> None:
         """
-        Deliver events until :meth:`close`, then return.
+        Deliver events until ``_close``, then return.
 
         On cancellation the running handler is cancelled and undelivered events are dropped.
         """

@@ -425,7 +425,7 @@ class CollectorQueue:
             self._send_channel, self._receive_channel = send_channel, receive_channel
             router = self.router(self.collectors)
             async with trio.open_nursery() as services:
-                services.start_soon(self._bus.dispatch, self._log)
+                services.start_soon(self._bus._dispatch, self._log)
                 async with trio.open_nursery() as consumers:
                     self._consumer_scope = consumers.cancel_scope
                     pool = self._pool = ConsumerPool(
@@ -458,7 +458,7 @@ class CollectorQueue:
                 self._finish()
                 monitors.cancel()
                 self._bus.publish(ShutDownQueue(self))
-                self._bus.close()
+                self._bus._close()
                 services.cancel_scope.deadline = now() + self.consumer_shutdown_timeout
         finally:
             await self._exit_lifecycles(entered, failing=body_error is not None)
