@@ -33,6 +33,9 @@ class TestConstruction:
         assert isinstance(first.ctx, Context)
         assert first.ctx is not second.ctx
 
+    def test_explicit_none_context(self) -> None:
+        assert isinstance(Collector("a", echo, ctx=None).ctx, Context)
+
     def test_given_context_and_topics(self) -> None:
         ctx = Context(x=1)
         collector = Collector("a", echo, ctx=ctx, topics=["t1", "t2"], timeout=2)
@@ -58,7 +61,7 @@ class TestConstruction:
     def test_bad_lifecycle_ctx_topics(self) -> None:
         with pytest.raises(TypeError, match="lifecycle must be a callable"):
             Collector("a", echo, lifecycle="setup")  # type: ignore[arg-type]  # under test
-        with pytest.raises(TypeError, match="ctx must be a Context"):
+        with pytest.raises(TypeError, match="ctx must be a Context or None"):
             Collector("a", echo, ctx={})  # type: ignore[arg-type]  # under test
         with pytest.raises(TypeError, match="topics must be a sequence of str, not a str"):
             Collector("a", echo, topics="t1")

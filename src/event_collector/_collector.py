@@ -49,9 +49,12 @@ def _check_lifecycle(_: object, __: attrs.Attribute[Lifecycle | None], value: ob
         raise TypeError(f"lifecycle must be a callable taking the context, got {value!r}")
 
 
-def _check_ctx(_: object, __: attrs.Attribute[Context], ctx: object) -> None:
+def _to_ctx(ctx: Context | None) -> Context:
+    if ctx is None:
+        return Context()
     if not isinstance(ctx, Context):
-        raise TypeError(f"ctx must be a Context, got {type(ctx).__name__}")
+        raise TypeError(f"ctx must be a Context or None, got {type(ctx).__name__}")
+    return ctx
 
 
 def _check_timeout(_: object, __: attrs.Attribute[float | None], timeout: object) -> None:
@@ -74,7 +77,8 @@ class Collector:
         processor: ``async def processor(payload, ctx) -> Ok | Error``.
         lifecycle: Optional ``lifecycle(ctx)`` returning an async context manager, entered
             before the queue starts consuming and exited after it stops.
-        ctx: The collector's :class:`~event_collector.Context`; a new empty one by default.
+        ctx: The collector's :class:`~event_collector.Context`; None (the default) makes a new
+            empty one.
         topics: Topics the collector listens to for ``Delivery.TOPIC`` payloads.
         timeout: Optional bound in seconds on each processor call; a call that exceeds it
             gives ``Error(trio.TooSlowError())``.
@@ -90,7 +94,7 @@ class Collector:
     lifecycle: Lifecycle | None = attrs.field(
         default=None, kw_only=True, validator=_check_lifecycle
     )
-    ctx: Context = attrs.field(factory=Context, kw_only=True, validator=_check_ctx)
+    ctx: Context = attrs.field(default=None, kw_only=True, converter=_to_ctx)
     topics: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_topics)
     timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
 
