@@ -4,6 +4,7 @@ Collector construction rules and Collector.process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -169,24 +170,10 @@ class TestProcessorCheck:
         with pytest.raises(TypeError, match=f"^{PROCESSOR_RULE}"):
             Collector("a", returns_coroutine)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "_is_async_callable looks up __call__ on the object, so a class whose instances "
-            "have an async __call__ passes; calling it builds an instance instead of awaiting"
-        ),
-    )
     def test_class_with_async_call_refused(self) -> None:
         with pytest.raises(TypeError, match=f"^{PROCESSOR_RULE}"):
             Collector("a", AsyncCallable)  # type: ignore[arg-type]  # class, not instance: the slip
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "inspect.iscoroutinefunction does not see through functools.partial to an "
-            "object with an async __call__, and partial's own __call__ is sync"
-        ),
-    )
     def test_partial_of_async_call_object_accepted(self) -> None:
         processor = functools.partial(AsyncCallable())
         assert Collector("a", processor).processor is processor
@@ -466,3 +453,16 @@ class TestProcessCancellation:
             returned.append(await Collector("slow", sleeper(5), timeout=2).process(Payload(1)))
         assert scope.cancelled_caught
         assert returned == []
+
+
+class TestLifecycleSlip:
+    """Passing lifecycle(ctx) instead of lifecycle is caught at construction."""
+
+    def test_built_context_manager_refused(self) -> None:
+        @contextlib.asynccontextmanager
+        async def lifecycle(ctx: Context) -> AsyncIterator[None]:
+            yield  # pragma: no cover
+
+        with pytest.raises(TypeError, match=r"pass lifecycle, not lifecycle\(ctx\)"):
+            Collector("a", echo, lifecycle=lifecycle(Context()))  # type: ignore[arg-type]  # the slip
+        assert Collector("a", echo, lifecycle=lifecycle).lifecycle is lifecycle

@@ -131,13 +131,6 @@ class TestPayloadValidation:
             Payload(1, keys="")
         assert message(info) == "keys must be a sequence of str, not a str: use ['']"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "Payload converts topics only when truthy (`_to_topics(topics) if topics else ()`),"
-            " so a bare empty str is silently taken as no topics; keys='' raises TypeError"
-        ),
-    )
     def test_bare_empty_str_topics(self) -> None:
         with pytest.raises(TypeError, match="topics must be a sequence of str, not a str"):
             Payload(1, topics="")
@@ -566,3 +559,15 @@ class TestEnums:
             ("LIFO", "lifo"),
         ]
         assert QueueType("lifo") is QueueType.LIFO
+
+
+class TestResultListKeyRules:
+    """ResultList keys refuse the slips Payload keys refuse."""
+
+    def test_bare_str(self) -> None:
+        with pytest.raises(TypeError, match="keys must be a sequence of str or None, not a str"):
+            ResultList([Ok(1), Ok(2)], "ab")
+
+    def test_non_str_key(self) -> None:
+        with pytest.raises(TypeError, match="keys must hold str or None, got int"):
+            ResultList([Ok(1)], [1])  # type: ignore[list-item]  # the mistake under test

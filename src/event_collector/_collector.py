@@ -4,6 +4,7 @@ Collectors: a key, an async processor, an optional lifecycle, a context and topi
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,10 @@ Lifecycle: TypeAlias = Callable[[Context], AbstractAsyncContextManager[object]]
 
 
 def _is_async_callable(fn: object) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, type):
+        return False  # calling a class builds an instance, it does not await anything
     if inspect.iscoroutinefunction(fn):
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 (objects with an async __call__)
@@ -45,7 +50,14 @@ def _check_processor(_: object, __: attrs.Attribute[Processor], processor: Proce
 
 
 def _check_lifecycle(_: object, __: attrs.Attribute[Lifecycle | None], value: object) -> None:
-    if value is not None and not callable(value):
+    if value is None:
+        return
+    if isinstance(value, AbstractAsyncContextManager):
+        raise TypeError(
+            "lifecycle must be the function taking the context, not the context manager it "
+            "returns: pass lifecycle, not lifecycle(ctx)"
+        )
+    if not callable(value):
         raise TypeError(f"lifecycle must be a callable taking the context, got {value!r}")
 
 

@@ -123,7 +123,8 @@ class Payload(Generic[T]):
         priority: int | None = None,
     ) -> None:
         keys = _to_keys(keys)
-        topics = _to_topics(topics) if topics else ()
+        # Skip the conversion for the default (), not for every falsy value: "" is a slip.
+        topics = _to_topics(topics) if type(topics) is not tuple or topics else topics
         if delivery is Delivery.KEY:
             if not keys:
                 raise ValueError("Delivery.KEY needs at least one key")
@@ -247,7 +248,13 @@ def _no_keys(self: ResultList) -> tuple[None, ...]:
 
 
 def _to_result_keys(keys: Iterable[str | None]) -> tuple[str | None, ...]:
-    return tuple(keys)
+    if isinstance(keys, str):
+        raise TypeError(f"keys must be a sequence of str or None, not a str: use [{keys!r}]")
+    converted = tuple(keys)
+    for key in converted:
+        if key is not None and type(key) is not str:
+            raise TypeError(f"keys must hold str or None, got {type(key).__name__}")
+    return converted
 
 
 def _check_keys(self: ResultList, _: object, keys: tuple[str | None, ...]) -> None:
