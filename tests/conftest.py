@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from event_collector import Context, Error, Ok, Payload, Result
+from event_collector import Collector, CollectorQueue, Context, Error, Ok, Payload, Result
 
 Processor = Callable[[Payload[Any], Context], Awaitable[Result[Any]]]
 
@@ -69,3 +69,12 @@ async def refuse(payload: Payload[Any], ctx: Context) -> Result[Any]:
     Return ``Error("refused")`` without raising.
     """
     return Error("refused")
+
+
+def fixed(collectors: list[Collector], consumers: int = 1, **options: Any) -> CollectorQueue:
+    """
+    A queue with a fixed pool of ``consumers`` (no autoscaling).
+    """
+    return CollectorQueue(
+        collectors, autoscale=False, min_consumers=1, max_consumers=consumers, **options
+    )

@@ -29,16 +29,7 @@ from event_collector import (
 )
 from event_collector import queue as queue_module
 
-from .conftest import echo, fail, refuse, sleeper
-
-
-def fixed(collectors: list[Collector], consumers: int = 1, **options: Any) -> CollectorQueue:
-    """
-    A queue with a fixed pool of ``consumers``.
-    """
-    return CollectorQueue(
-        collectors, autoscale=False, min_consumers=1, max_consumers=consumers, **options
-    )
+from .conftest import echo, fail, fixed, refuse, sleeper
 
 
 class TestConstruction:

@@ -16,7 +16,6 @@ import trio.testing
 from event_collector import (
     Collector,
     CollectorEvent,
-    CollectorQueue,
     Context,
     Error,
     Ok,
@@ -25,19 +24,11 @@ from event_collector import (
 )
 from event_collector._pool import ConsumerPool
 
-from .conftest import echo, sleeper
-
-SHUTDOWN = ShutdownError()
+from .conftest import echo, fixed, sleeper
 
 
 def is_shutdown(result: object) -> bool:
     return isinstance(result, Error) and isinstance(result.error, ShutdownError)
-
-
-def fixed(collectors: list[Collector], consumers: int = 1, **options: Any) -> CollectorQueue:
-    return CollectorQueue(
-        collectors, autoscale=False, min_consumers=1, max_consumers=consumers, **options
-    )
 
 
 def recording_lifecycle(
