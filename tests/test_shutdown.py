@@ -298,3 +298,26 @@ class TestRetirement:
             assert (await event.wait()).first() == Ok(1)
             assert queue.consumer_count() == 1
         assert log == [("start", 1, 0), ("end", 1, 1)]
+
+
+class TestGrowthDuringShutdown:
+    """The supervisor may grow the pool while shutdown drains it."""
+
+    async def test_growing_as_the_last_consumer_leaves(self) -> None:
+        """
+        The pool grows while shutdown empties its nursery: the late starts are dropped.
+
+        The grow and the leaving consumer wake in the same scheduler batch, whose order trio
+        picks at random, so the race is run often enough to see both orders.
+        """
+        for _ in range(40):
+            queue = fixed([Collector("a", echo)], consumers=1)
+            async with trio.open_nursery() as nursery, queue:
+                pool = queue._pool
+                assert isinstance(pool, ConsumerPool)
+                event = await queue.get_publisher().send(1)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(pool.grow, 3)  # runs as shutdown closes the channel
+            assert pool.size == 0
+            assert queue.consumer_count() == 0
+            assert event.get_result() == ResultList([Ok(1)], ["a"])

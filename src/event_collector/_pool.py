@@ -30,6 +30,8 @@ class _Consumer(InFlight):
     idle: bool = False
     #: Set with the scope's cancellation (``CancelScope.cancel_called`` reads the clock).
     retired: bool = False
+    #: Set when its task has begun (``nursery.start`` may raise after that).
+    running: bool = False
 
 
 class EventReceiver(Protocol):
@@ -81,6 +83,10 @@ class ConsumerPool:
         self._on_empty = on_empty
         self._consumers: dict[_Consumer, None] = {}  # ordered: oldest first
         self._active = 0  # spawned and not yet exited, including those starting up
+        # Tasks in the nursery, each counted from the moment it is asked for: the nursery
+        # closes for good when its body is done (sealed) and this reaches 0.
+        self._children = 0
+        self._sealed = False
         self._closing = False
         self._finished = False
         #: Consumers waiting for an event.
@@ -123,10 +129,19 @@ class ConsumerPool:
                 starters.start_soon(self._start_one)
 
     async def _start_one(self) -> None:
+        if self._sealed and self._children == 0:
+            # The nursery closed while this start was queued (the last consumer left as
+            # the pool grew during shutdown): nothing to start into.
+            self._gone()
+            return
+        consumer = _Consumer(self._log)
+        self._children += 1
         try:
-            await self._nursery.start(self._consume, None)
+            await self._nursery.start(self._consume, consumer, None)
         except BaseException:
-            self._active -= 1
+            if not consumer.running:  # else its task has done (or will do) this accounting
+                self._children -= 1
+                self._gone()
             raise
 
     def retire(self, count: int) -> int:
@@ -154,13 +169,22 @@ class ConsumerPool:
         if self._active == 0:
             self._empty()
 
+    def seal(self) -> None:
+        """
+        Note that the body of the pool's nursery is done.
+
+        Once the last consumer has left, the nursery is closed and the pool starts no more.
+        """
+        self._sealed = True
+
     async def _consume(
         self,
+        consumer: _Consumer,
         event: CollectorEvent | None,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        consumer = _Consumer(self._log)
+        consumer.running = True
         in_flight.set(consumer)
         self._consumers[consumer] = None
         router, log, now, on_served = self._router, self._log, self._now, self._on_served
@@ -185,7 +209,9 @@ class ConsumerPool:
                             # waking up: run it in a fresh consumer, not under a cancelled
                             # scope.
                             self._active += 1
-                            self._nursery.start_soon(self._consume, event)
+                            self._children += 1
+                            fresh = _Consumer(self._log)
+                            self._nursery.start_soon(self._consume, fresh, event)
                             return
                     payload = event.payload
                     started = now()
@@ -240,9 +266,16 @@ class ConsumerPool:
             del self._consumers[consumer]
             if consumer.idle:
                 self.idle -= 1
-            self._active -= 1
-            if self._closing and self._active == 0:
-                self._empty()
+            self._children -= 1
+            self._gone()
+
+    def _gone(self) -> None:
+        """
+        Account for a consumer that has exited or will never start.
+        """
+        self._active -= 1
+        if self._closing and self._active == 0:
+            self._empty()
 
     def _empty(self) -> None:
         self._finished = True

@@ -455,6 +455,7 @@ class CollectorQueue:
                         self._abort()
                     else:
                         self._begin_shutdown()
+                    pool.seal()
                 self._finish()
                 monitors.cancel()
                 self._bus.publish(ShutDownQueue(self))
