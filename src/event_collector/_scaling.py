@@ -7,8 +7,8 @@ consumer):
 - *steady demand* is Little's law's work in progress: the arrival rate times the mean
   service time. The rate is measured over the last ``RATE_SAMPLES`` samples, widened until
   it spans ``MIN_RATE_EVENTS`` arrivals (or ``RATE_HISTORY`` samples): short enough at high
-  rates to see a step in load within a few samples, long enough at low rates not to chase
-  noise. The reported ``Metrics.wip`` is the same product over the metrics window;
+  rates to see a step in load within two or three samples, long enough at low rates not to
+  chase noise. The reported ``Metrics.wip`` is the same product over the metrics window;
 - *burst demand*, when events are waiting, is the events waiting plus those in service;
 - the target is ``clamp(max(ceil(steady * (1 + wip_margin)), burst), min, max)``: the margin
   covers the uncertainty of a prediction, while a backlog is known exactly (putting the
@@ -30,9 +30,9 @@ __all__ = ["MIN_RATE_EVENTS", "RATE_HISTORY", "RATE_SAMPLES", "SCALE_DOWN_DELAY"
 #: Seconds the target must stay below the pool size before the pool shrinks.
 SCALE_DOWN_DELAY: Final = 0.1
 #: Fewest samples behind the supervisor's arrival rate.
-RATE_SAMPLES: Final = 3
+RATE_SAMPLES: Final = 2
 #: Fewest arrivals behind the supervisor's arrival rate, when the history has them.
-MIN_RATE_EVENTS: Final = 40
+MIN_RATE_EVENTS: Final = 30
 #: Most samples behind the supervisor's arrival rate.
 RATE_HISTORY: Final = 100
 
