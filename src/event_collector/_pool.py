@@ -9,7 +9,7 @@ ever stopped in the middle of an event.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, cast, final
+from typing import Any, Protocol, final
 
 import attrs
 import trio
@@ -238,9 +238,8 @@ class ConsumerPool:
                                     # this is the per-event path.
                                     try:
                                         # typed Ok | Error, but user code may return anything
-                                        returned = cast(
-                                            object,
-                                            await collector.processor(payload, collector.ctx),
+                                        returned: object = await collector.processor(
+                                            payload, collector.ctx
                                         )
                                     except Exception as exc:
                                         result = collector._failed(exc, log)
