@@ -223,6 +223,19 @@ class TestBacklogWakeUp:
             assert trio.current_time() == 0  # long before the first sample at t=5
             assert queue.consumer_count() == 2  # one waiting + one in service
 
+    async def test_burst_onto_an_idle_pool(self, autojump_clock: trio.abc.Clock) -> None:
+        """The first event takes the idle consumer; the other nine are a backlog at once."""
+        queue = scaling_queue(sleeper(5), min_consumers=1, max_consumers=20, monitor_interval=1)
+        async with queue:
+            await trio.testing.wait_all_tasks_blocked()
+            publisher = queue.get_publisher()
+            for i in range(10):
+                publisher.send_nowait(i)
+            assert queue.get_metrics().busy == 1  # handed its event, not yet awake
+            await trio.testing.wait_all_tasks_blocked()
+            assert trio.current_time() == 0  # before the first sample at t=1
+            assert queue.consumer_count() == 10  # 9 waiting + 1 in service
+
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:

@@ -89,8 +89,11 @@ class ConsumerPool:
         self._sealed = False
         self._closing = False
         self._finished = False
-        #: Consumers waiting for an event.
+        #: Consumers waiting for an event, including those handed one and not yet awake.
         self.idle = 0
+        #: Events sent to waiting consumers that have not woken up yet (so ``idle - handed``
+        #: consumers are free; the publisher counts them up, waking consumers down).
+        self.handed = 0
 
     @property
     def size(self) -> int:
@@ -108,9 +111,9 @@ class ConsumerPool:
 
     def busy(self) -> int:
         """
-        Return the number of consumers processing an event now.
+        Return the number of consumers processing an event now, or handed one.
         """
-        return len(self._consumers) - self.idle
+        return len(self._consumers) - self.idle + self.handed
 
     async def grow(self, count: int) -> None:
         """
@@ -204,6 +207,8 @@ class ConsumerPool:
                             return
                         consumer.idle = False
                         self.idle -= 1
+                        if self.handed:
+                            self.handed -= 1
                         if consumer.retired:
                             # Retired in the instant between being handed this event and
                             # waking up: run it in a fresh consumer, not under a cancelled
@@ -265,6 +270,7 @@ class ConsumerPool:
             del self._consumers[consumer]
             if consumer.idle:
                 self.idle -= 1
+                self.handed = min(self.handed, self.idle)
             self._children -= 1
             self._gone()
 

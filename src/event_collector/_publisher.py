@@ -137,7 +137,10 @@ class EventPublisher:
 
     def _sent(self) -> None:
         self._recorder.arrivals += 1
-        if not self._pool.idle and self._on_backlog is not None:
+        pool = self._pool
+        if pool.idle > pool.handed:
+            pool.handed += 1  # a waiting consumer has it (or will take it from the buffer)
+        elif self._on_backlog is not None:
             self._on_backlog()
 
     async def send(self, payload: Payload[Any] | object) -> CollectorEvent:
