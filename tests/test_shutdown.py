@@ -4,6 +4,7 @@ Shutdown: every event gets a result, lifecycles exit, errors propagate as themse
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -16,11 +17,18 @@ import trio.testing
 from event_collector import (
     Collector,
     CollectorEvent,
+    CollectorQueue,
+    ConsumersScaled,
     Context,
     Error,
+    EventPublisher,
+    MessageBus,
     Ok,
+    Payload,
+    Result,
     ResultList,
     ShutdownError,
+    ShutDownQueue,
 )
 from event_collector._pool import ConsumerPool
 
@@ -141,14 +149,67 @@ class TestAbort:
         log: list[str] = []
         queue = fixed([Collector("a", sleeper(100), lifecycle=recording_lifecycle(log, "a"))])
         events: list[CollectorEvent] = []
+        caught: list[BaseException] = []
         with trio.move_on_after(5) as scope:
-            async with queue:
-                events.extend([await queue.get_publisher().send(i) for i in range(3)])
-                await trio.sleep_forever()
+            try:
+                async with queue:
+                    events.extend([await queue.get_publisher().send(i) for i in range(3)])
+                    await trio.sleep_forever()
+            except BaseException as exc:
+                caught.append(exc)
+                raise
         assert scope.cancelled_caught
+        assert [type(exc) for exc in caught] == [trio.Cancelled]  # not in an ExceptionGroup
         assert trio.current_time() == 5
         assert all(is_shutdown(e.get_result()[0]) for e in events)  # type: ignore[index]
         assert log == ["enter a", "exit a"]
+
+    async def test_cancelled_while_starting(self) -> None:
+        caught: list[BaseException] = []
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                async with fixed([Collector("a", echo)], consumers=3):
+                    pytest.fail("the body must not run")  # pragma: no cover
+            except BaseException as exc:
+                caught.append(exc)
+                raise
+        assert [type(exc) for exc in caught] == [trio.Cancelled]
+
+    async def test_cancelled_after_shut_down_queue(self, autojump_clock: trio.abc.Clock) -> None:
+        """The bus stopped with the cancellation: the queue's last bus event is dropped."""
+        handled: list[object] = []
+
+        async def on_shutdown(msg: ShutDownQueue, bus: MessageBus) -> None:
+            handled.append(msg)  # pragma: no cover
+
+        queue = fixed([Collector("a", echo)])
+        queue.get_message_bus().add_msg_handler(ShutDownQueue, on_shutdown)
+        with trio.move_on_after(5) as scope:
+            async with queue:
+                await queue.shut_down_queue()  # returns once the last consumer has left
+                await trio.sleep_forever()
+        assert scope.cancelled_caught
+        assert handled == []
+        with pytest.raises(trio.ClosedResourceError):
+            queue.get_message_bus().publish(ShutDownQueue(queue))
+
+    async def test_backlog_wake_up_as_the_queue_is_cancelled(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        """The supervisor, woken by a send, runs after the bus has stopped: nothing leaks."""
+        for _ in range(50):  # the wake-up and the cancellation race in one scheduler batch
+            queue = CollectorQueue([Collector("a", sleeper(10))], min_consumers=1, max_consumers=4)
+            with trio.CancelScope() as outer:
+                async with queue:
+                    publisher = queue.get_publisher()
+                    event = await publisher.send(1)
+                    await trio.testing.wait_all_tasks_blocked()  # the one consumer is busy
+                    publisher.send_nowait(2)  # wakes the supervisor
+                    outer.cancel()
+                    await trio.sleep_forever()
+            assert outer.cancelled_caught
+            assert is_shutdown(event.get_result()[0])  # type: ignore[index]
 
     async def test_cancelling_run(self, autojump_clock: trio.abc.Clock) -> None:
         queue = fixed([Collector("a", sleeper(100))])
@@ -321,3 +382,90 @@ class TestGrowthDuringShutdown:
             assert pool.size == 0
             assert queue.consumer_count() == 0
             assert event.get_result() == ResultList([Ok(1)], ["a"])
+
+    async def test_backlog_wake_up_after_the_last_consumer_left(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        """
+        A sender unblocked as shutdown begins wakes the supervisor after the bus has closed.
+
+        The supervisor must not publish on the closed bus nor scale a finished pool.
+        """
+
+        async def slow_first_two(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            if payload.value in ("a", "b"):
+                await trio.sleep(1)
+            return Ok(payload.value)
+
+        for _ in range(50):  # the wake-up and the last consumer's exit share a batch
+            queue = CollectorQueue(
+                [Collector("a", slow_first_two)],
+                min_consumers=2,
+                max_consumers=2,
+                max_queue_size=1,
+                monitor_interval=1000,
+            )
+            scaled: list[ConsumersScaled] = []
+
+            async def on_scaled(msg: ConsumersScaled, bus: MessageBus) -> None:
+                scaled.append(msg)  # noqa: B023 (each queue has its own handler)
+
+            queue.get_message_bus().add_msg_handler(ConsumersScaled, on_scaled)
+
+            async def blocked_send(publisher: EventPublisher) -> None:
+                with contextlib.suppress(trio.ClosedResourceError):
+                    await publisher.send("c")
+
+            async with trio.open_nursery() as nursery, queue:
+                publisher = queue.get_publisher()
+                await publisher.send("a")
+                await publisher.send("b")
+                await trio.testing.wait_all_tasks_blocked()  # both busy until t+1
+                await publisher.send("full")
+                nursery.start_soon(blocked_send, publisher)
+                await trio.testing.wait_all_tasks_blocked()
+                await trio.sleep(1)  # leave as the consumers finish
+            assert scaled == []  # a fixed size of 2: nothing to scale
+
+
+class TestShutdownWhileStarting:
+    """shut_down_queue() called while lifecycles are still being entered."""
+
+    async def test_request_is_kept(self, autojump_clock: trio.abc.Clock) -> None:
+        @asynccontextmanager
+        async def slow_setup(ctx: Context) -> AsyncIterator[None]:
+            await trio.sleep(1)
+            yield
+
+        queue = fixed([Collector("a", echo, lifecycle=slow_setup)])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(queue.run)
+            await trio.sleep(0.5)
+            with trio.fail_after(100):  # the request used to be lost, and this hung
+                await queue.shut_down_queue()
+            assert trio.current_time() == 1  # stopped as soon as it had started
+        with pytest.raises(trio.ClosedResourceError):
+            queue.get_publisher().send_nowait(1)
+
+    async def test_waiters_are_released_when_starting_fails(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        @asynccontextmanager
+        async def failing_setup(ctx: Context) -> AsyncIterator[None]:
+            await trio.sleep(1)
+            if not getattr(ctx, "reachable", False):
+                raise OSError("cannot connect")
+            yield  # pragma: no cover
+
+        queue = fixed([Collector("a", echo, lifecycle=failing_setup)])
+
+        async def run_queue() -> None:
+            with pytest.raises(OSError, match="cannot connect"):
+                await queue.run()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_queue)
+            await trio.sleep(0.5)
+            with trio.fail_after(100):
+                await queue.shut_down_queue()
+            assert trio.current_time() == 1

@@ -4,6 +4,7 @@ The message bus: queue events (started, stopped, metrics, scaling) for handlers 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, final
@@ -148,6 +149,13 @@ class MessageBus:
         """
         self._send.send_nowait(msg)
 
+    def _post(self, msg: BusEvent) -> None:
+        """
+        Publish for the queue itself: dropped once the bus has stopped (no handler would run).
+        """
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._send.send_nowait(msg)
+
     def _close(self) -> None:
         """
         Stop accepting events; the dispatcher ends once it has delivered those queued.
@@ -160,7 +168,9 @@ class MessageBus:
 
         On cancellation the running handler is cancelled and undelivered events are dropped.
         """
-        async with self._receive:
+        # Closing the send side on the way out, cancelled or not, makes a later publish()
+        # raise ClosedResourceError, as documented, rather than BrokenResourceError.
+        with self._send, self._receive:
             async for msg in self._receive:
                 for handler in tuple(self._handlers.get(type(msg), ())):
                     try:

@@ -157,6 +157,27 @@ def _check_margin(_: object, __: object, value: object) -> None:
 _bool = attrs.validators.instance_of(bool)
 
 
+def _unwrapped(
+    group: BaseExceptionGroup[BaseException], body_error: BaseException | None
+) -> BaseException:
+    """
+    Return what the queue raises for ``group``, an exception out of its nurseries.
+
+    A group of nothing but ``trio.Cancelled`` is a cancellation: the body's exception
+    (itself a Cancelled when the cancellation came from outside), or else one Cancelled.
+    Anything else is a failure of the queue's own tasks, a bug, and is raised as it is.
+    """
+    cancelled, rest = group.split(trio.Cancelled)
+    if rest is not None or cancelled is None:
+        return group
+    if body_error is not None:
+        return body_error
+    first: BaseException = cancelled
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
 @final
 @attrs.define(eq=False, repr=False)
 class CollectorQueue:
@@ -258,6 +279,8 @@ class CollectorQueue:
     _receive_channel: EventReceiver | None = attrs.field(default=None, init=False)
     _consumer_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _stopped: trio.Event = attrs.field(factory=trio.Event, init=False)
+    # shut_down_queue() was called before the queue was ready to shut down.
+    _shutdown_requested: bool = attrs.field(default=False, init=False)
     _lifespan_cm: AbstractAsyncContextManager[None] | None = attrs.field(default=None, init=False)
     _bus: MessageBus = attrs.field(factory=MessageBus, init=False)
     _recorder: MetricsRecorder | None = attrs.field(default=None, init=False)
@@ -328,7 +351,8 @@ class CollectorQueue:
         Sending stops at once; queued events are processed until the queue is empty or
         ``consumer_shutdown_timeout`` has passed; what is left then gets
         ``Error(ShutdownError())``. Lifecycles exit when ``async with`` (or :meth:`run`)
-        ends. Calling it again, or on a stopped queue, just waits.
+        ends. Calling it again, or on a stopped queue, just waits. Called while the queue is
+        starting, it takes effect once the queue has started, or returns if starting fails.
 
         Raises:
             RuntimeError: The queue has not been started.
@@ -410,7 +434,11 @@ class CollectorQueue:
             raise RuntimeError("a CollectorQueue runs only once")
         self._started = True
         self._log.info("queue_starting", collectors=[c.key for c in self.collectors])
-        entered = await self._enter_lifecycles()
+        try:
+            entered = await self._enter_lifecycles()
+        except BaseException:
+            self._finish()  # releases shut_down_queue() waiters
+            raise
         body_error: BaseException | None = None
         try:
             now = trio.lowlevel.current_clock().current_time
@@ -447,7 +475,9 @@ class CollectorQueue:
                     )
                     monitors: trio.CancelScope = await services.start(self._run_monitors, pool)
                     self._log.info("queue_started", consumers=pool.size)
-                    self._bus.publish(InitializedQueue(self))
+                    self._bus._post(InitializedQueue(self))
+                    if self._shutdown_requested:  # by shut_down_queue() while starting
+                        self._begin_shutdown()
                     try:
                         yield
                     except BaseException as exc:
@@ -458,10 +488,16 @@ class CollectorQueue:
                     pool.seal()
                 self._finish()
                 monitors.cancel()
-                self._bus.publish(ShutDownQueue(self))
+                self._bus._post(ShutDownQueue(self))
                 self._bus._close()
                 services.cancel_scope.deadline = now() + self.consumer_shutdown_timeout
+        except BaseExceptionGroup as group:
+            # The nurseries are strict, so a cancellation from outside comes out of them as
+            # a group of Cancelled: raise the body's exception, or one Cancelled, instead.
+            raise _unwrapped(group, body_error) from None
         finally:
+            self._finish()  # a no-op unless starting failed or was cancelled
+            self._bus._close()
             await self._exit_lifecycles(entered, failing=body_error is not None)
             self._log.info("queue_stopped")
         if body_error is not None:
@@ -524,17 +560,17 @@ class CollectorQueue:
         Grow the pool to ``target`` at once, or retire idle consumers down to it.
         """
         size = pool.size
-        if target == size or (pool.closing and target < size):
+        if target == size or (pool.closing and target < size) or self._stopped.is_set():
             return
         if target > size:
             qsize = self._qsize()
             reason = "burst" if qsize and qsize + pool.busy() > policy.steady else "steady"
             self._log.debug("consumers_scaled", old=size, new=target, reason=reason)
-            self._bus.publish(ConsumersScaled(size, target, reason))
+            self._bus._post(ConsumersScaled(size, target, reason))
             await pool.grow(target - size)
         elif retired := pool.retire(size - target):
             self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
-            self._bus.publish(ConsumersScaled(size, size - retired, "idle"))
+            self._bus._post(ConsumersScaled(size, size - retired, "idle"))
 
     async def _report(self) -> None:
         """
@@ -547,13 +583,14 @@ class CollectorQueue:
             await trio.sleep_until(start + tick * self.report_interval)
             metrics = self.get_metrics()
             self._log.info("collector queue metrics", **metrics.as_log_fields())
-            self._bus.publish(ReportedMetrics(metrics))
+            self._bus._post(ReportedMetrics(metrics))
 
     def _begin_shutdown(self) -> None:
         """
         Close sending and give consumers ``consumer_shutdown_timeout`` to empty the queue.
         """
         if self._send_channel is None or self._consumer_scope is None or self._pool is None:
+            self._shutdown_requested = True  # starting: shut down once started
             return
         if self._pool.closing:
             return
@@ -578,18 +615,20 @@ class CollectorQueue:
         """
         Resolve the events still queued once no consumer is left, and mark the queue stopped.
         """
-        channel = self._receive_channel
-        if channel is None or self._stopped.is_set():
+        if self._stopped.is_set():
             return
+        if self._send_channel is not None:
+            self._send_channel.close()
+        channel = self._receive_channel
         left = 0
-        while True:
+        while channel is not None:
             try:
                 event = channel.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
+                channel.close()
                 break
             event._resolve(_result_list((Error(ShutdownError()),), (None,)))
             left += 1
-        channel.close()
         if left:
             self._log.warning("events_cancelled_by_shutdown", count=left)
         self._stopped.set()
