@@ -236,6 +236,22 @@ class TestBacklogWakeUp:
             assert trio.current_time() == 0  # before the first sample at t=1
             assert queue.consumer_count() == 10  # 9 waiting + 1 in service
 
+    async def test_one_event_behind_a_waking_consumer_is_no_burst(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        """The second event is usually the next for a consumer about to wake: wait."""
+        queue = scaling_queue(sleeper(5), min_consumers=1, max_consumers=20, monitor_interval=1)
+        async with queue:
+            await trio.testing.wait_all_tasks_blocked()
+            publisher = queue.get_publisher()
+            publisher.send_nowait(0)
+            publisher.send_nowait(1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert (trio.current_time(), queue.consumer_count()) == (0, 1)
+            await trio.sleep(1)
+            await trio.testing.wait_all_tasks_blocked()  # the sample at t=1 has run
+            assert queue.consumer_count() == 2  # sized for the waiting event
+
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:

@@ -92,8 +92,11 @@ class ConsumerPool:
         #: Consumers waiting for an event, including those handed one and not yet awake.
         self.idle = 0
         #: Events sent to waiting consumers that have not woken up yet (so ``idle - handed``
-        #: consumers are free; the publisher counts them up, waking consumers down).
+        #: consumers are free), and events sent when none was free. The publisher counts
+        #: them up, each consumer that takes an event counts one down: together they are
+        #: the events sent and not yet taken.
         self.handed = 0
+        self.unclaimed = 0
 
     @property
     def size(self) -> int:
@@ -209,6 +212,8 @@ class ConsumerPool:
                         self.idle -= 1
                         if self.handed:
                             self.handed -= 1
+                        elif self.unclaimed:
+                            self.unclaimed -= 1
                         if consumer.retired:
                             # Retired in the instant between being handed this event and
                             # waking up: run it in a fresh consumer, not under a cancelled

@@ -140,7 +140,11 @@ class EventPublisher:
         pool = self._pool
         if pool.idle > pool.handed:
             pool.handed += 1  # a waiting consumer has it (or will take it from the buffer)
-        elif self._on_backlog is not None:
+            return
+        pool.unclaimed += 1
+        # A backlog: every consumer busy, or two events with no consumer to take them (one
+        # is usually just the next of a consumer about to wake: no reason to grow).
+        if self._on_backlog is not None and (not pool.idle or pool.unclaimed > 1):
             self._on_backlog()
 
     async def send(self, payload: Payload[Any] | object) -> CollectorEvent:
