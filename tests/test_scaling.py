@@ -90,6 +90,18 @@ class TestPolicy:
         # The burst at t=0 holds the size for SCALE_DOWN_DELAY, then it drops at once.
         assert sizes == [20, 1, 1, 1]
 
+    def test_a_burst_between_samples_is_kept_for_the_delay(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0)
+        assert policy.observe(0.0, qsize=0, busy=1, arrivals=1, service_time=0) == 1
+        assert policy.burst(0.005, qsize=9, busy=1, size=1) == 10
+        assert policy.burst(0.006, qsize=0, busy=1, size=10) == 10  # never shrinks
+        sizes = [
+            policy.observe(t * 0.01, qsize=0, busy=0, arrivals=10, service_time=0)
+            for t in range(1, 13)
+        ]
+        # Held until SCALE_DOWN_DELAY after the burst (t = 0.105), not dropped at t = 0.01.
+        assert sizes == [10] * 10 + [1, 1]
+
     def test_no_thrashing_at_a_boundary(self) -> None:
         policy = ScalingPolicy(1, 100, 0.0)
         sizes = [

@@ -535,9 +535,8 @@ class CollectorQueue:
                     await self._backlog.wait()
                 if self._backlog.is_set():
                     self._backlog = trio.Event()
-                    # Between samples only grow: shrinking waits for SCALE_DOWN_DELAY.
-                    burst = policy.target(self._qsize(), pool.busy())
-                    await self._resize(pool, max(burst, pool.size), policy)
+                    size = policy.burst(trio.current_time(), self._qsize(), pool.busy(), pool.size)
+                    await self._resize(pool, size, policy)
             now = trio.current_time()
             qsize, busy, size = self._qsize(), pool.busy(), pool.size
             recorder.sample(now, (qsize + busy) / size if size else 0.0)

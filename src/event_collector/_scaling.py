@@ -90,7 +90,28 @@ class ScalingPolicy:
         history = self._arrivals
         history.append((now, arrivals))
         self.steady = self._rate(now, arrivals) * service_time
-        target = self.target(qsize, busy)
+        return self._remember(now, self.target(qsize, busy))
+
+    def burst(self, now: float, qsize: int, busy: int, size: int) -> int:
+        """
+        Return the pool size for a backlog seen between samples: grow only, never shrink.
+
+        The size is remembered like a sampled target, so the pool it grows is kept for
+        ``SCALE_DOWN_DELAY`` like any other (else a burst grew the pool and the next sample
+        shrank it, over and over).
+
+        Args:
+            now: The time.
+            qsize: Events waiting.
+            busy: Consumers processing.
+            size: The pool size now.
+        """
+        return self._remember(now, max(self.target(qsize, busy), size))
+
+    def _remember(self, now: float, target: int) -> int:
+        """
+        Note ``target`` and return the largest of the last ``SCALE_DOWN_DELAY`` seconds.
+        """
         peaks = self._peaks
         while peaks and peaks[-1][1] <= target:
             peaks.pop()
