@@ -231,6 +231,32 @@ class TestPublisher:
             assert results.first() == Ok(3)
             assert trio.current_time() == 3
 
+    async def test_an_event_taken_before_its_blocked_sender_resumes_is_counted(self) -> None:
+        gate = trio.Event()
+
+        async def gated(payload: Payload[int], ctx: Context) -> Result[int]:
+            if payload.value == 0:
+                await gate.wait()
+            return Ok(payload.value)
+
+        queue = fixed([Collector("a", gated)], max_queue_size=1)
+        async with queue, trio.open_nursery() as nursery:
+            publisher = queue.get_publisher()
+            events = [await publisher.send(0), await publisher.send(1)]  # busy, then full
+
+            async def send_blocked() -> None:
+                events.append(await publisher.send(2))
+
+            nursery.start_soon(send_blocked)
+            await trio.testing.wait_all_tasks_blocked()
+            # The consumer takes 1 (which moves 2 into the buffer) and 2 in one step.
+            gate.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert [(await event.wait()).first() for event in events] == [Ok(0), Ok(1), Ok(2)]
+            pool = queue._pool
+            assert pool is not None
+            assert (pool.handed, pool.unclaimed) == (0, 0)  # nothing is left to take
+
     async def test_blocked_sender_gets_closed_error_at_shutdown(
         self, autojump_clock: trio.abc.Clock
     ) -> None:

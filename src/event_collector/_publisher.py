@@ -168,8 +168,19 @@ class EventPublisher:
         try:
             self._channel.send_nowait(event)
         except trio.WouldBlock:
-            await self._channel.send(event)
-            self._sent()
+            # The queue is full. Count the event as waiting before a consumer can take it
+            # (it may be taken before this task resumes), and grow the pool for it now.
+            pool = self._pool
+            pool.unclaimed += 1
+            if self._on_backlog is not None:
+                self._on_backlog()
+            try:
+                await self._channel.send(event)
+            except BaseException:
+                if pool.unclaimed:  # not sent: no consumer took it
+                    pool.unclaimed -= 1
+                raise
+            self._recorder.arrivals += 1
         else:
             self._sent()
             await trio.lowlevel.cancel_shielded_checkpoint()
