@@ -4,7 +4,8 @@ Shared helpers: processors that sleep, record or fail, built per test.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import trio
@@ -78,3 +79,30 @@ def fixed(collectors: list[Collector], consumers: int = 1, **options: Any) -> Co
     return CollectorQueue(
         collectors, autoscale=False, min_consumers=1, max_consumers=consumers, **options
     )
+
+
+class _Rescheduled(trio.abc.Instrument):
+    """
+    Counts the steps of one task after the first: the times it yielded and was resumed.
+    """
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.count = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.count += 1
+
+
+@contextmanager
+def schedule_points(task: trio.lowlevel.Task | None = None) -> Iterator[_Rescheduled]:
+    """
+    Count the times ``task`` (default: this one) is resumed inside the block (``.count``).
+    """
+    counter = _Rescheduled(task or trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        yield counter
+    finally:
+        trio.lowlevel.remove_instrument(counter)

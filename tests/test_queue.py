@@ -28,8 +28,9 @@ from event_collector import (
     SimpleRouter,
 )
 from event_collector import queue as queue_module
+from event_collector.queue import SCHEDULE_EVERY
 
-from .conftest import echo, fail, fixed, refuse, sleeper
+from .conftest import echo, fail, fixed, refuse, schedule_points, sleeper
 
 
 class TestConstruction:
@@ -193,7 +194,7 @@ class TestRunning:
 
 
 class TestPublisher:
-    """send/send_nowait queue payloads, apply backpressure and always checkpoint."""
+    """send/send_nowait queue payloads, apply backpressure; send is always a cancel point."""
 
     async def test_plain_values_are_wrapped(self) -> None:
         async with fixed([Collector("a", echo)]) as queue:
@@ -201,11 +202,63 @@ class TestPublisher:
             assert event.payload == Payload({"id": 1})
             assert (await event.wait()).first() == Ok({"id": 1})
 
-    async def test_send_is_a_checkpoint(self) -> None:
+    async def test_a_send_that_wakes_a_consumer_yields_to_it(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        async with fixed([Collector("a", sleeper(1))]) as queue:
+            publisher = queue.get_publisher()
+            with schedule_points() as points:
+                await publisher.send(0)
+            assert points.count == 1
+
+    async def test_sends_to_a_backlog_yield_every_schedule_every(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        async with fixed([Collector("a", sleeper(1))]) as queue:
+            publisher = queue.get_publisher()
+            await publisher.send(0)  # the consumer is busy from now on
+            with schedule_points() as points:
+                for i in range(1, 1 + 3 * SCHEDULE_EVERY):
+                    await publisher.send(i)
+            assert points.count == 3
+
+    async def test_a_consumer_takes_waiting_events_without_yielding_for_each(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        consumers: list[trio.lowlevel.Task] = []
+
+        async def first_slow(payload: Payload[int], ctx: Context) -> Result[int]:
+            consumers.append(trio.lowlevel.current_task())
+            if payload.value == 0:
+                await trio.sleep(1)
+            return Ok(payload.value)
+
+        async with fixed([Collector("a", first_slow)]) as queue:
+            publisher = queue.get_publisher()
+            events = [await publisher.send(i) for i in range(1 + 2 * SCHEDULE_EVERY)]
+            with schedule_points(consumers[0]) as points:
+                results = [(await event.wait()).first() for event in events]
+            # Woken once by the clock, then once more after SCHEDULE_EVERY events.
+            assert points.count == 2
+        assert results == [Ok(i) for i in range(1 + 2 * SCHEDULE_EVERY)]
+        assert set(consumers) == {consumers[0]}
+
+    async def test_deadline_during_a_loop_of_sends_loses_nothing(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         async with fixed([Collector("a", echo)]) as queue:
             publisher = queue.get_publisher()
-            with trio.testing.assert_checkpoints():
-                await publisher.send(1)
+            sent: list[CollectorEvent] = []
+            with trio.move_on_after(1) as scope:
+                for i in range(10 * SCHEDULE_EVERY):
+                    if i == 3:
+                        autojump_clock.jump(2)  # the deadline passes between two sends
+                    sent.append(await publisher.send(i))
+            assert scope.cancelled_caught
+            assert 3 < len(sent) <= 3 + SCHEDULE_EVERY  # seen at the next schedule point
+            results = [(await event.wait()).first() for event in sent]
+            assert results == [Ok(i) for i in range(len(sent))]
+            assert queue.get_metrics().event_count == len(sent)
 
     async def test_send_cancelled_before_queueing(self) -> None:
         async with fixed([Collector("a", echo)]) as queue:
@@ -308,12 +361,24 @@ class TestCollectorEvent:
                     nursery.start_soon(waiter)
         assert got == [ResultList([Ok(1)], ["a"])] * 3
 
-    async def test_wait_is_a_checkpoint_when_done(self) -> None:
+    async def test_waits_on_a_done_event_yield_every_schedule_every(self) -> None:
         async with fixed([Collector("a", echo)]) as queue:
             event = await queue.get_publisher().send(1)
             await event.wait()
-            with trio.testing.assert_checkpoints():
+            with schedule_points() as points:
+                for _ in range(3 * SCHEDULE_EVERY):
+                    assert (await event.wait()).first() == Ok(1)
+            assert points.count == 3
+
+    async def test_wait_on_a_done_event_is_a_cancel_point(self) -> None:
+        async with fixed([Collector("a", echo)]) as queue:
+            event = await queue.get_publisher().send(1)
+            await event.wait()
+            with trio.CancelScope() as scope:
+                scope.cancel()
                 await event.wait()
+            assert scope.cancelled_caught
+            assert event.get_result() == ResultList([Ok(1)], ["a"])
 
     async def test_cancelled_wait_leaves_the_event_alone(
         self, autojump_clock: trio.abc.Clock

@@ -16,7 +16,7 @@ import trio
 
 from ._data import Error, Ok, ResultList
 from ._logging import FilteringBoundLogger
-from ._publisher import CollectorEvent
+from ._publisher import SCHEDULE_EVERY, CollectorEvent
 from ._router import InFlight, Router, in_flight
 
 __all__ = ["ConsumerPool"]
@@ -195,13 +195,29 @@ class ConsumerPool:
         self._consumers[consumer] = None
         router, log, now, on_served = self._router, self._log, self._now, self._on_served
         receive = self._channel.receive
+        receive_nowait = self._channel.receive_nowait
+        taken = 0  # events taken from the buffer since the last schedule point
         select = router.select if router._selects() else None
         key_tuples = {collector: (collector.key,) for collector in router.collectors}
         try:
             with consumer.scope:
                 task_status.started()
                 while True:
+                    if event is None and self.unclaimed and taken < SCHEDULE_EVERY:
+                        # Events are waiting: take the next without a schedule point (a
+                        # cancel point still), as send() does, up to SCHEDULE_EVERY in a row.
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        try:
+                            event = receive_nowait()
+                        except trio.WouldBlock:
+                            pass
+                        except trio.EndOfChannel:
+                            return
+                        else:
+                            taken += 1
+                            self.unclaimed -= 1
                     if event is None:
+                        taken = 0
                         consumer.idle = True
                         self.idle += 1
                         try:

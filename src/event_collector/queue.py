@@ -7,6 +7,7 @@ from ._messagebus import InitializedQueue as InitializedQueue
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
 from ._metrics import Metrics as Metrics
+from ._publisher import SCHEDULE_EVERY as SCHEDULE_EVERY
 from ._publisher import CollectorEvent as CollectorEvent
 from ._publisher import EventPublisher as EventPublisher
 from ._queue import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
@@ -42,6 +43,7 @@ __all__ = [
     "RATE_SAMPLES",
     "REPORT_INTERVAL",
     "SCALE_DOWN_DELAY",
+    "SCHEDULE_EVERY",
     "WIP_MARGIN",
     "CollectorEvent",
     "CollectorQueue",
