@@ -155,6 +155,22 @@ class TestSupervisor:
         assert any(m.new > m.old for m in scaled)
         assert all(2 <= m.new <= 20 for m in scaled)
 
+    async def test_grown_consumers_count_at_once_and_take_what_waits(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
+        async with queue:
+            assert queue._pool is not None
+            await trio.testing.wait_all_tasks_blocked()
+            queue._pool.grow(3)
+            assert queue.consumer_count() == 4  # before any new consumer has run
+            publisher = queue.get_publisher()
+            events = [publisher.send_nowait(i) for i in range(4)]
+            assert queue._pool.busy() == 1  # one handed to the old consumer, three waiting
+            results = [await event.wait() for event in events]
+            assert trio.current_time() == 1  # the three new consumers took one each at once
+        assert [r.first() for r in results] == [Ok(i) for i in range(4)]
+
     async def test_fixed_pool_never_scales(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), autoscale=False, min_consumers=1, max_consumers=3)
         async with queue:
@@ -268,7 +284,8 @@ class TestBacklogWakeUp:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:
             assert queue._pool is not None
-            await queue._pool.grow(5)  # as if a burst had grown it; all idle now
+            queue._pool.grow(5)  # as if a burst had grown it
+            await trio.testing.wait_all_tasks_blocked()  # all idle now
             queue._on_backlog()  # a wake-up that finds no load left
             await trio.testing.wait_all_tasks_blocked()
             assert trio.current_time() == 0

@@ -378,7 +378,11 @@ class TestGrowthDuringShutdown:
                 assert isinstance(pool, ConsumerPool)
                 event = await queue.get_publisher().send(1)
                 await trio.testing.wait_all_tasks_blocked()
-                nursery.start_soon(pool.grow, 3)  # runs as shutdown closes the channel
+
+                async def grow() -> None:
+                    pool.grow(3)  # noqa: B023 (runs as shutdown closes the channel)
+
+                nursery.start_soon(grow)
             assert pool.size == 0
             assert queue.consumer_count() == 0
             assert event.get_result() == ResultList([Ok(1)], ["a"])

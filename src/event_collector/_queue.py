@@ -465,7 +465,7 @@ class CollectorQueue:
                         on_served=recorder.served,
                         on_empty=self._finish,
                     )
-                    await pool.grow(self.min_consumers if self.autoscale else self.max_consumers)
+                    pool.grow(self.min_consumers if self.autoscale else self.max_consumers)
                     self._publisher = EventPublisher(
                         send_channel,
                         now,
@@ -536,7 +536,7 @@ class CollectorQueue:
                 if self._backlog.is_set():
                     self._backlog = trio.Event()
                     size = policy.burst(trio.current_time(), self._qsize(), pool.busy(), pool.size)
-                    await self._resize(pool, size, policy)
+                    self._resize(pool, size, policy)
             now = trio.current_time()
             qsize, busy, size = self._qsize(), pool.busy(), pool.size
             recorder.sample(now, (qsize + busy) / size if size else 0.0)
@@ -544,7 +544,7 @@ class CollectorQueue:
                 size = policy.observe(
                     now, qsize, busy, recorder.arrivals, recorder.mean_service_time()
                 )
-                await self._resize(pool, size, policy)
+                self._resize(pool, size, policy)
 
     def _on_backlog(self) -> None:
         """
@@ -554,7 +554,7 @@ class CollectorQueue:
         if pool is not None and pool.size < self.max_consumers and not self._backlog.is_set():
             self._backlog.set()
 
-    async def _resize(self, pool: ConsumerPool, target: int, policy: ScalingPolicy) -> None:
+    def _resize(self, pool: ConsumerPool, target: int, policy: ScalingPolicy) -> None:
         """
         Grow the pool to ``target`` at once, or retire idle consumers down to it.
         """
@@ -566,7 +566,7 @@ class CollectorQueue:
             reason = "burst" if qsize and qsize + pool.busy() > policy.steady else "steady"
             self._log.debug("consumers_scaled", old=size, new=target, reason=reason)
             self._bus._post(ConsumersScaled(size, target, reason))
-            await pool.grow(target - size)
+            pool.grow(target - size)
         elif retired := pool.retire(size - target):
             self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
             self._bus._post(ConsumersScaled(size, size - retired, "idle"))
