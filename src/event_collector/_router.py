@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from ._collector import Collector
-from ._data import Delivery, Error, Ok, Payload, ResultList, _AnyResult, _result_list
+from ._data import _KEY, _TOPIC, Error, Ok, Payload, ResultList, _AnyResult, _result_list
 from ._errors import ShutdownError
 from ._logging import FilteringBoundLogger, logger
 
@@ -171,13 +171,13 @@ class SimpleRouter(Router):
         Return the collectors ``payload`` goes to, in registration order.
         """
         delivery = payload.delivery
-        if delivery is Delivery.KEY:
+        if delivery is _KEY:
             keys = payload.keys
             if len(keys) == 1:
                 return self._by_key.get(keys[0], ())
             wanted = set(keys)
             return tuple(c for c in self.collectors if c.key in wanted)
-        if delivery is Delivery.TOPIC:
+        if delivery is _TOPIC:
             topics = set(payload.topics)
             return tuple(c for c in self.collectors if not topics.isdisjoint(c.topics))
         return self.collectors
