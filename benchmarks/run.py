@@ -232,14 +232,14 @@ def throughput_rows(n: int, rounds: int) -> list[tuple[str, float, float]]:
 
 
 async def paced(
-    n: int, rate: float, send: Callable[[int], Awaitable[Callable[[], Awaitable[None]]]]
+    n: int, rate: float, send: Callable[[int], Awaitable[Callable[[], Awaitable[object]]]]
 ) -> list[float]:
     """
     Send ``n`` events at ``rate`` per second; return each one's send-to-result latency.
     """
     latencies: list[float] = []
 
-    async def watch(sent_at: float, wait: Callable[[], Awaitable[None]]) -> None:
+    async def watch(sent_at: float, wait: Callable[[], Awaitable[object]]) -> None:
         await wait()
         latencies.append(trio.current_time() - sent_at)
 
@@ -262,7 +262,7 @@ async def naive_latency(n: int, rate: float) -> list[float]:
             slot.value = await naive_processor(value)
             slot.done.set()
 
-    async def send(i: int) -> Callable[[], Awaitable[None]]:
+    async def send(i: int) -> Callable[[], Awaitable[object]]:
         slot = Slot()
         await channel.send(({"id": i}, slot))
         return slot.done.wait
@@ -279,13 +279,9 @@ async def project_latency(n: int, rate: float) -> list[float]:
     async with queue_for(10) as queue:
         publisher = queue.get_publisher()
 
-        async def send(i: int) -> Callable[[], Awaitable[None]]:
+        async def send(i: int) -> Callable[[], Awaitable[object]]:
             event = await publisher.send(Payload({"id": i}, Delivery.KEY, ("c0",)))
-
-            async def wait() -> None:
-                await event.wait()
-
-            return wait
+            return event.wait
 
         return await paced(n, rate, send)
 
