@@ -26,10 +26,11 @@ from event_collector import (
     Payload,
     Result,
 )
+from event_collector._metrics import MetricsRecorder
 from event_collector._scaling import (
     MIN_RATE_EVENTS,
     RATE_SAMPLES,
-    SCALE_DOWN_DELAY,
+    SCALE_DOWN_SAMPLES,
     ScalingPolicy,
 )
 
@@ -40,18 +41,18 @@ class TestPolicy:
     """The rule: clamp(ceil(max(steady, burst) * (1 + margin))), slow to shrink."""
 
     def test_burst_demand(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.15)
+        policy = ScalingPolicy(1, 100, 0.15, interval=0.01)
         assert policy.target(qsize=99, busy=1) == 100  # a backlog is served exactly
         assert policy.target(qsize=9, busy=1) == 10
         assert policy.target(qsize=0, busy=1) == 1  # no backlog: steady demand only
 
     def test_bounds(self) -> None:
-        policy = ScalingPolicy(3, 5, 0.15)
+        policy = ScalingPolicy(3, 5, 0.15, interval=0.01)
         assert policy.target(qsize=0, busy=0) == 3
         assert policy.target(qsize=50, busy=5) == 5
 
     def test_steady_demand_is_rate_times_service_time(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0)
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
         for tick in range(10):  # 10 arrivals per 0.01 s: 1000 per second
             size = policy.observe(
                 tick * 0.01, qsize=0, busy=0, arrivals=10 * tick, service_time=0.008
@@ -60,7 +61,7 @@ class TestPolicy:
         assert size == 8
 
     def test_a_step_is_seen_within_rate_samples(self) -> None:
-        policy = ScalingPolicy(1, 1000, 0.0)
+        policy = ScalingPolicy(1, 1000, 0.0, interval=0.01)
         arrivals = 0
         for tick in range(20):  # 100 per second
             arrivals += 1
@@ -74,38 +75,61 @@ class TestPolicy:
         assert sizes[-1] == math.ceil(round(per_sample / 0.01 * 0.05, 9))
 
     def test_low_rates_are_measured_over_more_samples(self) -> None:
-        policy = ScalingPolicy(1, 1000, 0.0)
+        policy = ScalingPolicy(1, 1000, 0.0, interval=0.01)
         for tick in range(200):  # 1 arrival every other sample: 50 per second
             policy.observe(tick * 0.01, 0, 0, arrivals=tick // 2, service_time=0.2)
         assert round(policy.steady, 6) == round(50 * 0.2, 6)
 
     def test_shrinks_only_after_the_delay(self) -> None:
-        half = SCALE_DOWN_DELAY / 2
-        policy = ScalingPolicy(1, 100, 0.0)
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
         assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
         sizes = [
-            policy.observe(t * half, qsize=0, busy=0, arrivals=20, service_time=0)
-            for t in range(1, 5)
+            policy.observe(t * 0.01, qsize=0, busy=0, arrivals=20, service_time=0)
+            for t in range(1, 9)
         ]
-        # The burst at t=0 holds the size for SCALE_DOWN_DELAY, then it drops at once.
-        assert sizes == [20, 1, 1, 1]
+        # The burst sampled at t=0 holds the size for SCALE_DOWN_SAMPLES samples, then it
+        # drops at once.
+        assert SCALE_DOWN_SAMPLES == 5
+        assert sizes == [20, 20, 20, 20, 1, 1, 1, 1]
+
+    def test_the_hold_is_counted_in_monitor_intervals(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.5)
+        assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
+        sizes = [
+            policy.observe(t * 0.5, qsize=0, busy=0, arrivals=20, service_time=0)
+            for t in range(1, 7)
+        ]
+        assert sizes == [20, 20, 20, 20, 1, 1]
+
+    def test_a_late_sample_neither_adds_nor_drops_one(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
+        assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
+        late = [policy.observe(t * 0.01 + 0.002, 0, 0, 20, 0) for t in range(1, 7)]
+        assert late == [20, 20, 20, 20, 1, 1]
 
     def test_a_burst_between_samples_is_kept_for_the_delay(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0)
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
         assert policy.observe(0.0, qsize=0, busy=1, arrivals=1, service_time=0) == 1
         assert policy.burst(0.005, qsize=9, busy=1, size=1) == 10
         assert policy.burst(0.006, qsize=0, busy=1, size=10) == 10  # never shrinks
         sizes = [
             policy.observe(t * 0.01, qsize=0, busy=0, arrivals=10, service_time=0)
-            for t in range(1, 13)
+            for t in range(1, 9)
         ]
-        # Held until SCALE_DOWN_DELAY after the burst (t = 0.005), not dropped at t = 0.01.
-        held = round(SCALE_DOWN_DELAY / 0.01)
-        assert 1 < held < 12
-        assert sizes == [10] * held + [1] * (12 - held)
+        # The size grown at t=0.005 is held for the next SCALE_DOWN_SAMPLES samples, not
+        # dropped at t=0.01.
+        assert sizes == [10, 10, 10, 10, 10, 1, 1, 1]
+
+    def test_a_wake_up_after_the_backlog_renews_no_hold(self) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
+        assert policy.burst(0.0, qsize=9, busy=1, size=1) == 10
+        # Found no backlog: keeps the pool it has, but its size is not held anew.
+        assert policy.burst(0.035, qsize=0, busy=1, size=10) == 10
+        sizes = [policy.observe(t * 0.01, 0, 0, 10, 0) for t in range(4, 7)]
+        assert sizes == [10, 1, 1]
 
     def test_no_thrashing_at_a_boundary(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0)
+        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
         sizes = [
             policy.observe(t * 0.01, qsize=1 if t % 2 else 0, busy=10, arrivals=t, service_time=0)
             for t in range(100)
@@ -172,6 +196,25 @@ class TestSupervisor:
             results = [await event.wait() for event in events]
             assert trio.current_time() == 1  # the three new consumers took one each at once
         assert [r.first() for r in results] == [Ok(i) for i in range(4)]
+
+    async def test_a_stall_is_one_late_sample(
+        self, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert isinstance(autojump_clock, trio.testing.MockClock)
+        samples: list[float] = []
+        record = MetricsRecorder.sample
+
+        def sample(self: MetricsRecorder, now: float, load: float) -> None:
+            samples.append(now)
+            record(self, now, load)
+
+        monkeypatch.setattr(MetricsRecorder, "sample", sample)
+        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=1)
+        async with queue:
+            await trio.sleep(1.5)
+            autojump_clock.jump(3.2)  # no task runs from 1.5 to 4.7: the samples due are missed
+            await trio.sleep(0.5)
+        assert samples == [1.0, 4.7, 5.0]
 
     async def test_fixed_pool_never_scales(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), autoscale=False, min_consumers=1, max_consumers=3)
@@ -240,7 +283,7 @@ def test_invariants_under_random_load(
 
 
 class TestBacklogWakeUp:
-    """A send that finds no idle consumer grows the pool at once, and never shrinks it."""
+    """A send that leaves an event no consumer is free to take grows the pool at once."""
 
     async def test_wake_up_grows_between_samples(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=10, monitor_interval=5)

@@ -473,6 +473,8 @@ class CollectorQueue:
                         pool,
                         on_backlog=self._on_backlog if self.autoscale else None,
                     )
+                    # Also the schedule point at which the consumers spawned above start to
+                    # receive: once started, the queue hands a send straight to one of them.
                     monitors: trio.CancelScope = await services.start(self._run_monitors, pool)
                     self._log.info("queue_started", consumers=pool.size)
                     self._bus._post(InitializedQueue(self))
@@ -519,12 +521,14 @@ class CollectorQueue:
         """
         Sample the load every ``monitor_interval`` and, with autoscale, size the pool.
 
-        Between samples it wakes only when a send found no idle consumer, to grow the pool
-        for the burst at once.
+        Between samples it wakes only when a send left an event no consumer is free to
+        take, to grow the pool for the burst at once. After a stall (a long garbage
+        collection, a host that did not run the process) it samples once, late, instead of
+        once per missed interval.
         """
         assert self._recorder is not None
         recorder, interval = self._recorder, self.monitor_interval
-        policy = ScalingPolicy(self.min_consumers, self.max_consumers, self.wip_margin)
+        policy = ScalingPolicy(self.min_consumers, self.max_consumers, self.wip_margin, interval)
         start = trio.current_time()
         tick = 0
         while True:
@@ -545,10 +549,11 @@ class CollectorQueue:
                     now, qsize, busy, recorder.arrivals, recorder.mean_service_time()
                 )
                 self._resize(pool, size, policy)
+            tick = max(tick, math.floor((now - start) / interval))
 
     def _on_backlog(self) -> None:
         """
-        Wake the supervisor: a send found every consumer busy.
+        Wake the supervisor: a send left an event that no consumer is free to take.
         """
         pool = self._pool
         if pool is not None and pool.size < self.max_consumers and not self._backlog.is_set():

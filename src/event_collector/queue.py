@@ -26,7 +26,7 @@ from ._queue import MonotonicTime as MonotonicTime
 from ._scaling import MIN_RATE_EVENTS as MIN_RATE_EVENTS
 from ._scaling import RATE_HISTORY as RATE_HISTORY
 from ._scaling import RATE_SAMPLES as RATE_SAMPLES
-from ._scaling import SCALE_DOWN_DELAY as SCALE_DOWN_DELAY
+from ._scaling import SCALE_DOWN_SAMPLES as SCALE_DOWN_SAMPLES
 
 __all__ = [
     "AVG_LOAD_INTERVAL",
@@ -42,7 +42,7 @@ __all__ = [
     "RATE_HISTORY",
     "RATE_SAMPLES",
     "REPORT_INTERVAL",
-    "SCALE_DOWN_DELAY",
+    "SCALE_DOWN_SAMPLES",
     "SCHEDULE_EVERY",
     "WIP_MARGIN",
     "CollectorEvent",
