@@ -4,6 +4,8 @@ Payload, Ok/Error, ResultList, Context and the Delivery/QueueType enums.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from typing import Any
 
@@ -114,6 +116,22 @@ class TestPayloadStorage:
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             payload.keys = ("a",)  # type: ignore[misc]  # assigning a frozen field is the test
         assert payload.value == 1
+
+    def test_copies_pickles_and_evolves(self) -> None:
+        payload = Payload({"id": 1}, Delivery.KEY, ["a"], ["t"], priority=3)
+        for same in (
+            copy.copy(payload),
+            copy.deepcopy(payload),
+            pickle.loads(pickle.dumps(payload)),
+        ):
+            assert same == payload
+            assert (same.value, same.keys, same.priority) == ({"id": 1}, ("a",), 3)
+        assert attrs.evolve(payload, keys=["b"]).keys == ("b",)
+        with pytest.raises(ValueError, match="needs at least one key"):
+            attrs.evolve(payload, keys=[])  # evolve goes through the validating __init__
+        ok = Ok([1])
+        assert pickle.loads(pickle.dumps(ok)) == ok == copy.deepcopy(ok)
+        assert hash(Ok(1)) == hash(Ok(1))
 
 
 class TestPayloadValidation:

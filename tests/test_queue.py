@@ -134,6 +134,8 @@ class TestRunning:
         async with queue as running:
             assert running is queue
             assert queue.consumer_count() == 4
+            assert queue._pool is not None
+            assert queue._pool.idle == 4  # every consumer is already waiting for an event
         assert queue.consumer_count() == 0
 
     async def test_not_started(self) -> None:

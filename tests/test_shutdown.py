@@ -366,7 +366,8 @@ class TestGrowthDuringShutdown:
 
     async def test_growing_as_the_last_consumer_leaves(self) -> None:
         """
-        The pool grows while shutdown empties its nursery: the late starts are dropped.
+        The pool grows while shutdown empties its nursery: nothing is started once it has
+        closed, and consumers spawned just before take no event and exit.
 
         The grow and the leaving consumer wake in the same scheduler batch, whose order trio
         picks at random, so the race is run often enough to see both orders.

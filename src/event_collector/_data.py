@@ -202,6 +202,9 @@ class Ok(Generic[T]):
         return self.value
 
 
+_set_ok_value = _slot_setter(Ok, "value")
+
+
 def _to_exception(error: BaseException | str) -> BaseException:
     if isinstance(error, BaseException):
         return error
@@ -249,8 +252,6 @@ class Error:
         """
         return default
 
-
-_set_ok_value = _slot_setter(Ok, "value")
 
 #: The outcome of one collector: ``Ok(value)`` or ``Error(exception)``.
 Result: TypeAlias = Ok[T] | Error

@@ -80,10 +80,9 @@ class ConsumerPool:
         self._on_served = on_served
         self._on_empty = on_empty
         self._consumers: dict[_Consumer, None] = {}  # ordered: oldest first
-        self._active = 0  # spawned and not yet exited, including those starting up
-        # Tasks in the nursery, each counted from the moment it is asked for: the nursery
-        # closes for good when its body is done (sealed) and this reaches 0.
-        self._children = 0
+        # Consumers spawned and not yet exited, run or not: the nursery's children. It closes
+        # for good once its body is done (sealed) and this reaches 0.
+        self._active = 0
         self._sealed = False
         self._closing = False
         self._finished = False
@@ -127,10 +126,9 @@ class ConsumerPool:
         spawning costs 0.5 ms. Growing goes on during a graceful shutdown (to drain faster)
         and stops once the last consumer has exited, when the nursery is closed.
         """
-        if self._finished or count <= 0 or (self._sealed and self._children == 0):
+        if self._finished or count <= 0 or (self._sealed and self._active == 0):
             return
         self._active += count
-        self._children += count
         for _ in range(count):
             self._nursery.start_soon(self._consume, _Consumer(self._log), None)
 
@@ -215,7 +213,6 @@ class ConsumerPool:
                             # waking up: run it in a fresh consumer, not under a cancelled
                             # scope.
                             self._active += 1
-                            self._children += 1
                             fresh = _Consumer(self._log)
                             self._nursery.start_soon(self._consume, fresh, event)
                             return
@@ -272,12 +269,11 @@ class ConsumerPool:
             if consumer.idle:
                 self.idle -= 1
                 self.handed = min(self.handed, self.idle)
-            self._children -= 1
             self._gone()
 
     def _gone(self) -> None:
         """
-        Account for a consumer that has exited or will never start.
+        Account for a consumer that has exited.
         """
         self._active -= 1
         if self._closing and self._active == 0:

@@ -5,7 +5,7 @@ The producer side: :class:`EventPublisher` and the :class:`CollectorEvent` it re
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 import attrs
 import trio
@@ -25,7 +25,7 @@ __all__ = ["SCHEDULE_EVERY", "CollectorEvent", "EventPublisher"]
 #: a task switch is paid once per batch instead of once per event. A ``send`` that wakes a
 #: consumer always yields to it. (``trio.lowlevel.checkpoint`` allows the scheduler the same
 #: choice; trio issue #1757 proposes making it by time.)
-SCHEDULE_EVERY = 16
+SCHEDULE_EVERY: Final = 16
 
 
 @final
