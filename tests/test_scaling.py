@@ -80,32 +80,20 @@ class TestPolicy:
             policy.observe(tick * 0.01, 0, 0, arrivals=tick // 2, service_time=0.2)
         assert round(policy.steady, 6) == round(50 * 0.2, 6)
 
-    def test_shrinks_only_after_the_delay(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
+    @pytest.mark.parametrize(
+        ("interval", "late"),
+        [(0.01, 0.0), (0.5, 0.0), (0.01, 0.002)],
+        ids=["default interval", "long interval", "late samples"],
+    )
+    def test_shrinks_only_after_scale_down_samples(self, interval: float, late: float) -> None:
+        policy = ScalingPolicy(1, 100, 0.0, interval=interval)
         assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
-        sizes = [
-            policy.observe(t * 0.01, qsize=0, busy=0, arrivals=20, service_time=0)
-            for t in range(1, 9)
-        ]
-        # The burst sampled at t=0 holds the size for SCALE_DOWN_SAMPLES samples, then it
-        # drops at once.
+        sizes = [policy.observe(t * interval + late, 0, 0, 20, 0) for t in range(1, 8)]
+        # The burst sampled at t=0 holds the size for SCALE_DOWN_SAMPLES samples (its own
+        # included), then it drops at once: counted in intervals, and a sample a little late
+        # neither adds one nor drops one.
         assert SCALE_DOWN_SAMPLES == 5
-        assert sizes == [20, 20, 20, 20, 1, 1, 1, 1]
-
-    def test_the_hold_is_counted_in_monitor_intervals(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0, interval=0.5)
-        assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
-        sizes = [
-            policy.observe(t * 0.5, qsize=0, busy=0, arrivals=20, service_time=0)
-            for t in range(1, 7)
-        ]
-        assert sizes == [20, 20, 20, 20, 1, 1]
-
-    def test_a_late_sample_neither_adds_nor_drops_one(self) -> None:
-        policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
-        assert policy.observe(0.0, qsize=19, busy=1, arrivals=20, service_time=0) == 20
-        late = [policy.observe(t * 0.01 + 0.002, 0, 0, 20, 0) for t in range(1, 7)]
-        assert late == [20, 20, 20, 20, 1, 1]
+        assert sizes == [20, 20, 20, 20, 1, 1, 1]
 
     def test_a_burst_between_samples_is_kept_for_the_delay(self) -> None:
         policy = ScalingPolicy(1, 100, 0.0, interval=0.01)
