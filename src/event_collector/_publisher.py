@@ -4,6 +4,7 @@ The producer side: :class:`EventPublisher` and the :class:`CollectorEvent` it re
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
@@ -28,29 +29,9 @@ __all__ = ["SCHEDULE_EVERY", "CollectorEvent", "EventPublisher"]
 SCHEDULE_EVERY: Final = 16
 
 
-@final
-class _Pacer:
-    """
-    Counts the non-blocking sends and waits since the last one that yielded.
-    """
-
-    __slots__ = ("_unscheduled",)
-
-    def __init__(self) -> None:
-        self._unscheduled = 0
-
-    def schedule_now(self) -> bool:
-        """
-        Count a non-blocking ``send`` or ``wait``; return whether it is a schedule point.
-        """
-        if self._unscheduled < SCHEDULE_EVERY - 1:
-            self._unscheduled += 1
-            return False
-        self._unscheduled = 0
-        return True
-
-
-_schedule_now = _Pacer().schedule_now
+#: Called per non-blocking ``send`` or ``wait``: True on every SCHEDULE_EVERY-th call, when
+#: it is a schedule point.
+_schedule_now = itertools.cycle((False,) * (SCHEDULE_EVERY - 1) + (True,)).__next__
 
 
 @final
