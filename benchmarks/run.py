@@ -151,7 +151,7 @@ async def noop(payload: Payload[Any], ctx: Context) -> Result[Any]:
     return Ok(payload.value)
 
 
-def queue_for(consumers: int, collectors: int = 1, **options: Any) -> CollectorQueue:
+def queue_for(consumers: int, collectors: int = 1, **options: Any) -> CollectorQueue[Any]:
     settings: dict[str, Any] = {
         "autoscale": False,
         "min_consumers": 1,
@@ -162,7 +162,7 @@ def queue_for(consumers: int, collectors: int = 1, **options: Any) -> CollectorQ
     return CollectorQueue([Collector(f"c{i}", noop) for i in range(collectors)], **settings)
 
 
-async def project_throughput(n: int, queue: CollectorQueue, delivery: Delivery) -> float:
+async def project_throughput(n: int, queue: CollectorQueue[Any], delivery: Delivery) -> float:
     keys = ("c0",) if delivery is Delivery.KEY else ()
     start = time.process_time()
     async with queue:

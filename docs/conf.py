@@ -3,6 +3,7 @@ Sphinx configuration: autodoc over the installed package, Napoleon docstrings, f
 """
 
 import importlib.metadata
+import re
 
 project = "event-collector"
 author = "event-collector developers"
@@ -30,3 +31,24 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(_AnyResult|Processor|Lifecycle|MonotonicTime|FilteringBoundLogger)"),
     (r"py:.*", r"(TaskStatus|Nursery|SendChannel|ReceiveChannel|MemoryChannelStatistics)"),
 ]
+
+
+def _resolve_private_path(app, env, node, contnode):  # type: ignore[no-untyped-def]
+    """
+    Resolve ``event_collector._module.Name`` to the public ``event_collector.Name``.
+
+    The package gives its public names their public module, but typing aliases made at
+    import time (``Payload[Any]`` in a type alias) keep the private path.
+    """
+    match = re.fullmatch(r"event_collector\._\w+\.(\w+)", node.get("reftarget", ""))
+    if match is None or node.get("refdomain") != "py":
+        return None
+    node["reftarget"] = f"event_collector.{match.group(1)}"
+    domain = env.get_domain("py")
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node, contnode
+    )
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    app.connect("missing-reference", _resolve_private_path)

@@ -4,15 +4,51 @@ Shared helpers: processors that sleep, record or fail, built per test.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import trio
 
 from event_collector import Collector, CollectorQueue, Context, Error, Ok, Payload, Result
+from event_collector._pool import ConsumerPool
+from event_collector._scaling import Supervisor
 
 Processor = Callable[[Payload[Any], Context], Awaitable[Result[Any]]]
+
+
+def _no_stray_cancel(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            await test(*args, **kwargs)
+        except (trio.Cancelled, BaseExceptionGroup) as exc:
+            if isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is not None:
+                raise  # a real failure, whatever else came with it
+            raise AssertionError(
+                "a trio.Cancelled escaped the test: something cancelled its body "
+                "without the test asking for it (pytest-trio would have let it pass)"
+            ) from exc
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """
+    Fail an async test out of which ``trio.Cancelled`` escapes (bare or in groups).
+
+    pytest-trio's runner swallows it, so a test whose body was cancelled by the code under
+    test (the queue's shutdown deadline once did that) would pass without running its
+    assertions.
+    """
+    for item in items:
+        test = getattr(item, "obj", None)
+        if inspect.iscoroutinefunction(test) and isinstance(item, pytest.Function):
+            item.obj = _no_stray_cancel(test)
+
 
 #: The fields of a "collector queue metrics" log entry.
 METRIC_LOG_FIELDS = frozenset(
@@ -72,13 +108,33 @@ async def refuse(payload: Payload[Any], ctx: Context) -> Result[Any]:
     return Error("refused")
 
 
-def fixed(collectors: list[Collector], consumers: int = 1, **options: Any) -> CollectorQueue:
+def fixed(
+    collectors: list[Collector[Any]], consumers: int = 1, **options: Any
+) -> CollectorQueue[Any]:
     """
     A queue with a fixed pool of ``consumers`` (no autoscaling).
     """
     return CollectorQueue(
         collectors, autoscale=False, min_consumers=1, max_consumers=consumers, **options
     )
+
+
+def pool_of(queue: CollectorQueue[Any]) -> ConsumerPool[Any]:
+    """
+    The consumer pool of a running queue, for white-box tests of growing and retiring.
+    """
+    running = queue._running
+    assert running is not None
+    return running.pool
+
+
+def supervisor_of(queue: CollectorQueue[Any]) -> Supervisor:
+    """
+    The supervisor of a running queue, for white-box tests of its wake-ups.
+    """
+    running = queue._running
+    assert running is not None
+    return running.supervisor
 
 
 class _Rescheduled(trio.abc.Instrument):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from event_collector import Delivery, Payload
 
-#: Collector keys the strategies draw from.
+#: Collector[Any] keys the strategies draw from.
 KEYS = ["k0", "k1", "k2", "k3"]
 #: Topics the strategies draw from.
 TOPICS = ["t0", "t1", "t2"]

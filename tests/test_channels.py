@@ -4,7 +4,9 @@ Priority and LIFO channels: trio memory channel semantics, plus their own orderi
 
 from __future__ import annotations
 
+import enum
 import math
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from event_collector._channels import EMPTY, QueueChannel, fifo_state, priority_state
 from event_collector.channels import (
     OrderedReceiveChannel,
     OrderedSendChannel,
@@ -258,7 +261,7 @@ class TestLikeTrio:
         assert stats.open_receive_channels == 1
         assert stats.tasks_waiting_send == 0
         assert stats.tasks_waiting_receive == 0
-        assert getattr(stats, "peak_buffer_used", 2) == 2
+        assert stats.peak_buffer_used == 2
 
     @both
     async def test_async_for(self, opener: Opener) -> None:
@@ -319,6 +322,165 @@ class TestLikeTrio:
             opener(-1)
 
 
+class Level(enum.IntEnum):
+    HIGH = 0
+    LOW = 5
+
+
+class TestPriorities:
+    """Priorities are ints, IntEnum members included, and each item's is computed once."""
+
+    def test_int_enum_priorities(self) -> None:
+        send, receive = open_priority_channel[tuple[Level, str]](math.inf)
+        send.send_nowait((Level.LOW, "a"))
+        send.send_nowait((Level.HIGH, "b"))
+        send.send_nowait((1, "c"))  # type: ignore[arg-type]  # plain ints mix with members
+        assert [receive.receive_nowait()[1] for _ in range(3)] == ["b", "c", "a"]
+
+    async def test_key_computed_once_per_item(self) -> None:
+        calls: list[str] = []
+
+        def key(item: str) -> int:
+            calls.append(item)
+            return 0
+
+        send, receive = open_priority_channel[str](1, key=key)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive.receive)  # the first send is handed over
+            await trio.testing.wait_all_tasks_blocked()
+            send.send_nowait("handed")
+            await trio.testing.wait_all_tasks_blocked()
+            send.send_nowait("buffered")
+            nursery.start_soon(send.send, "blocked")  # waits for room
+            await trio.testing.wait_all_tasks_blocked()
+            assert receive.receive_nowait() == "buffered"  # moves "blocked" in
+            assert receive.receive_nowait() == "blocked"
+        assert calls == ["handed", "buffered", "blocked"]
+
+
+class TestPeak:
+    """peak_buffer_used counts the buffer only, as trio's memory channel does."""
+
+    @staticmethod
+    async def blocked_sender_then_two_receives(send: Any, receive: Any, size: int) -> None:
+        for i in range(size):
+            send.send_nowait((0, i))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send.send, (0, size))
+            await trio.testing.wait_all_tasks_blocked()
+            for _ in range(size + 1):
+                await receive.receive()
+
+    @pytest.mark.parametrize("size", [0, 2])
+    @pytest.mark.parametrize("opener", [lifo, priority], ids=["lifo", "priority"])
+    async def test_same_as_trio(self, opener: Opener, size: int) -> None:
+        ours = opener(size)
+        theirs = trio.open_memory_channel[Any](size)
+        for send, receive in (ours, theirs):
+            await self.blocked_sender_then_two_receives(send, receive, size)
+        assert ours[0].statistics().peak_buffer_used == size
+        if hasattr(theirs[0].statistics(), "peak_buffer_used"):  # trio >= 0.35
+            assert theirs[0].statistics().peak_buffer_used == size
+
+
+class TestKeyboardInterrupt:
+    """A Ctrl-C never lands inside a hand-over: the item arrives, then the interrupt."""
+
+    def test_key_runs_protected(self) -> None:
+        protected: list[bool] = []
+
+        def key(item: int) -> int:
+            protected.append(trio.lowlevel.currently_ki_protected())
+            return item
+
+        async def main() -> None:
+            send, receive = open_priority_channel[int](1, key=key)
+            send.send_nowait(1)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send.send, 2)
+                await trio.testing.wait_all_tasks_blocked()
+                receive.receive_nowait()
+                receive.receive_nowait()
+
+        trio.run(main)
+        assert protected == [True, True]
+
+    @pytest.mark.parametrize("opener", [lifo, priority], ids=["lifo", "priority"])
+    def test_interrupt_during_a_hand_off(
+        self, opener: Opener, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """SIGINT as the sender reschedules the waiting receiver: the item still arrives."""
+        received: list[object] = []
+        reschedule = trio.lowlevel.reschedule
+        armed = [False]
+
+        def interrupted(task: trio.lowlevel.Task, *args: Any) -> None:
+            if armed[0]:
+                armed[0] = False
+                signal.raise_signal(signal.SIGINT)  # the handler runs here, mid-hand-off
+            reschedule(task, *args)
+
+        async def main() -> None:
+            send, receive = opener(0)
+
+            async def receiver() -> None:
+                received.append(await receive.receive())
+
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(receiver)
+                    await trio.testing.wait_all_tasks_blocked()
+                    monkeypatch.setattr(trio.lowlevel, "reschedule", interrupted)
+                    armed[0] = True
+                    send.send_nowait((0, "item"))
+                    await trio.sleep_forever()
+
+        with pytest.raises(BaseException) as info:  # noqa: PT011  (checked just below)
+            trio.run(main)
+        assert (
+            info.group_contains(KeyboardInterrupt)
+            if isinstance(info.value, BaseExceptionGroup)
+            else isinstance(info.value, KeyboardInterrupt)
+        )
+        assert received == [(0, "item")]
+
+
+class TestQueueChannel:
+    """The queue's own channel says whether a send woke a receiver, and who is parked."""
+
+    async def test_hand_off_and_parked_receivers(self) -> None:
+        channel: QueueChannel[int] = QueueChannel(fifo_state(math.inf))
+        got: list[int] = []
+
+        async def consume() -> None:
+            item = channel.receive_nowait()
+            got.append(item if item is not EMPTY else await channel.park())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            nursery.start_soon(consume)
+            await trio.testing.wait_all_tasks_blocked()
+            assert channel.parked == 2
+            parked = channel.parked_receivers()
+            assert channel.send_nowait(1) is True  # woke the longest-waiting receiver
+            assert channel.parked_receivers() == parked[:1]  # the newest is left
+            assert channel.send_nowait(2) is True
+            assert channel.send_nowait(3) is False  # nobody parked: buffered
+            assert (channel.queued, channel.sent) == (1, 3)
+        assert sorted(got) == [1, 2]  # the two woke in the same batch, in trio's order
+
+    async def test_drain_returns_what_is_left_in_order(self) -> None:
+        channel: QueueChannel[tuple[int, str]] = QueueChannel(
+            priority_state(math.inf, lambda item: item[0])
+        )
+        for item in [(2, "a"), (1, "b"), (2, "c")]:
+            channel.send_nowait(item)
+        assert channel.drain() == [(1, "b"), (2, "a"), (2, "c")]
+        assert channel.drain() == []
+        with pytest.raises(trio.ClosedResourceError):
+            channel.send_nowait((0, "late"))
+
+
 class ChannelModel(RuleBasedStateMachine):
     """
     A channel next to a plain model: a stable sort by priority, or a stack.
@@ -338,6 +500,7 @@ class ChannelModel(RuleBasedStateMachine):
             self.send, self.receive = open_lifo_channel[tuple[int, int]](self.size)
         self.model: list[tuple[int, int]] = []
         self.counter = 0
+        self.peak = 0
 
     def expected_next(self) -> tuple[int, int]:
         if self.discipline == "priority":
@@ -351,6 +514,7 @@ class ChannelModel(RuleBasedStateMachine):
         if len(self.model) < self.size:
             self.send.send_nowait(item)
             self.model.append(item)
+            self.peak = max(self.peak, len(self.model))
         else:
             with pytest.raises(trio.WouldBlock):
                 self.send.send_nowait(item)
@@ -395,6 +559,7 @@ class ChannelModel(RuleBasedStateMachine):
         stats = self.send.statistics()
         assert stats.current_buffer_used == len(self.model)
         assert stats.tasks_waiting_send == stats.tasks_waiting_receive == 0
+        assert stats.peak_buffer_used == self.peak <= self.size
 
 
 class PriorityChannelModel(ChannelModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -20,9 +21,8 @@ import trio
 import trio.testing
 
 from event_collector import Collector, Context, Error, Ok, Payload, Result, ResultList
-from event_collector._logging import get_logger
 
-from .conftest import echo, fail, refuse, sleeper
+from .conftest import echo, fail, fixed, refuse, sleeper
 
 PROCESSOR_RULE = re.escape("processor must be an async function (async def), got ")
 
@@ -308,16 +308,16 @@ class TestProcessFailure:
         assert isinstance(result, Error)
         assert result.error is exc
 
-    async def test_logged_with_exc_info_and_key(self) -> None:
+    async def test_logged_once_at_warning_without_a_traceback(self) -> None:
         with structlog.testing.capture_logs() as logs:
             result = await Collector("boom", fail).process(Payload("v"))
         assert isinstance(result, Error)
         assert logs == [
             {
                 "event": "processor_failed",
-                "log_level": "error",
+                "log_level": "warning",
                 "collector": "boom",
-                "exc_info": result.error,
+                "error": "ValueError('v')",
             }
         ]
 
@@ -334,20 +334,29 @@ class TestProcessFailure:
         assert [type(e) for e in result.error.exceptions] == [ValueError]
         assert [entry["event"] for entry in logs] == ["processor_failed"]
 
-    async def test_logs_through_the_given_logger(self) -> None:
+    async def test_logged_at_the_queue_level_with_its_id(self) -> None:
+        queue = fixed([Collector("boom", fail)], failure_log_level=logging.INFO)
         with structlog.testing.capture_logs() as logs:
-            await Collector("boom", fail).process(Payload("v"), log=get_logger(True, queue="q1"))
-        assert len(logs) == 1
-        assert logs[0]["queue"] == "q1"
-        assert logs[0]["collector"] == "boom"
-        assert logs[0]["event"] == "processor_failed"
+            async with queue:
+                await (await queue.get_publisher().send("v")).wait()
+        failures = [entry for entry in logs if entry["event"] == "processor_failed"]
+        assert failures == [
+            {
+                "event": "processor_failed",
+                "log_level": "info",
+                "queue_id": queue.id,
+                "collector": "boom",
+                "error": "ValueError('v')",
+            }
+        ]
 
-    async def test_silent_logger(self) -> None:
+    async def test_failure_log_level_none_logs_no_failure(self) -> None:
+        queue = fixed([Collector("boom", fail)], failure_log_level=None)
         with structlog.testing.capture_logs() as logs:
-            result = await Collector("boom", fail).process(Payload("v"), log=get_logger(False))
-        assert logs == []
-        assert isinstance(result, Error)
-        assert isinstance(result.error, ValueError)
+            async with queue:
+                results = await (await queue.get_publisher().send("v")).wait()
+        assert [entry["event"] for entry in logs if "error" in entry] == []
+        assert isinstance(results.first(), Error)
 
 
 class TestProcessWrongType:
@@ -421,6 +430,43 @@ class TestProcessTimeout:
         result = await Collector("w", processor, timeout=2).process(Payload(1))
         assert isinstance(result, Error)
         assert str(result.error) == "processor of collector 'w' must return Ok or Error, got int"
+
+
+class TestFailureLogging:
+    """Each kind of failed event is logged once, by name, with the error and the collector."""
+
+    async def test_wrong_type_is_logged(self) -> None:
+        async def processor(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            return 1  # type: ignore[return-value]  # the processor mistake under test
+
+        with structlog.testing.capture_logs() as logs:
+            await Collector("w", processor).process(Payload(1))
+        assert logs == [
+            {
+                "event": "processor_returned_wrong_type",
+                "log_level": "warning",
+                "collector": "w",
+                "error": "TypeError(\"processor of collector 'w' must return Ok or Error, "
+                'got int")',
+            }
+        ]
+
+    async def test_timeout_is_logged(self, autojump_clock: trio.abc.Clock) -> None:
+        with structlog.testing.capture_logs() as logs:
+            await Collector("slow", sleeper(5), timeout=1).process(Payload(1))
+        assert logs == [
+            {
+                "event": "processor_timed_out",
+                "log_level": "warning",
+                "collector": "slow",
+                "error": "TooSlowError('processor exceeded 1 s')",
+            }
+        ]
+
+    async def test_an_error_result_is_not_a_failure(self) -> None:
+        with structlog.testing.capture_logs() as logs:
+            assert await Collector("r", refuse).process(Payload(1)) == Error("refused")
+        assert logs == []
 
 
 class TestProcessCancellation:

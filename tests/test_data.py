@@ -5,6 +5,7 @@ Payload, Ok/Error, ResultList, Context and the Delivery/QueueType enums.
 from __future__ import annotations
 
 import copy
+import enum
 import pickle
 import re
 from typing import Any
@@ -104,10 +105,46 @@ class TestPayloadStorage:
     def test_int_priorities(self, priority: int) -> None:
         assert Payload(1, priority=priority).priority == priority
 
-    def test_metadata_ignored_by_broadcast_is_kept(self) -> None:
-        payload = Payload(1, keys=["a"], topics=["t"])
+    def test_metadata_ignored_by_an_explicit_broadcast_is_kept(self) -> None:
+        payload = Payload(1, Delivery.BROADCAST, keys=["a"], topics=["t"])
         assert payload.delivery is Delivery.BROADCAST
         assert (payload.keys, payload.topics) == (("a",), ("t",))
+
+    def test_int_enum_priorities_are_kept(self) -> None:
+        class Level(enum.IntEnum):
+            HIGH = 0
+            LOW = 9
+
+        assert Payload(1, priority=Level.LOW).priority is Level.LOW
+
+
+class TestDeliveryInference:
+    """Left out, the delivery follows from keys and topics: a named payload never broadcasts."""
+
+    def test_keys_mean_key_delivery(self) -> None:
+        payload = Payload(1, keys=["a"])
+        assert payload.delivery is Delivery.KEY
+        assert payload.keys == ("a",)
+
+    def test_topics_mean_topic_delivery(self) -> None:
+        payload = Payload(1, topics=["t"])
+        assert payload.delivery is Delivery.TOPIC
+        assert payload.topics == ("t",)
+
+    def test_neither_means_broadcast(self) -> None:
+        assert Payload(1).delivery is Delivery.BROADCAST
+        assert Payload(1, delivery=None).delivery is Delivery.BROADCAST
+
+    def test_both_are_refused_with_what_to_write(self) -> None:
+        with pytest.raises(ValueError, match="both given") as info:
+            Payload(1, keys=["a"], topics=["t"])
+        assert message(info) == (
+            "keys and topics are both given: say which routes the payload, "
+            "delivery=Delivery.KEY or delivery=Delivery.TOPIC"
+        )
+
+    def test_explicit_delivery_with_both(self) -> None:
+        assert Payload(1, Delivery.TOPIC, keys=["a"], topics=["t"]).delivery is Delivery.TOPIC
 
     def test_frozen(self) -> None:
         payload = Payload(1)
@@ -189,7 +226,7 @@ class TestPayloadValidation:
             Payload(1, priority=priority)
         assert message(info) == f"priority must be an int or None, got {type_name}"
 
-    @pytest.mark.parametrize(("delivery", "type_name"), [("key", "str"), (None, "NoneType")])
+    @pytest.mark.parametrize(("delivery", "type_name"), [("key", "str"), (1, "int")])
     def test_delivery_must_be_a_delivery(self, delivery: Any, type_name: str) -> None:
         with pytest.raises(TypeError) as info:
             Payload(1, delivery)
@@ -323,7 +360,7 @@ class TestResultListSequence:
     """A ResultList is an immutable sequence of results, indexed and sliced like a tuple."""
 
     failure = Error("x")  # exceptions compare by identity: reuse one
-    rl = ResultList([Ok(1), failure, Ok(3)], ["a", "b", "c"])
+    rl: ResultList[int] = ResultList([Ok(1), failure, Ok(3)], ["a", "b", "c"])
 
     def test_len(self) -> None:
         assert len(self.rl) == 3
@@ -339,7 +376,7 @@ class TestResultListSequence:
     def test_slice_keeps_keys(self) -> None:
         tail = self.rl[1:]
         assert type(tail) is ResultList
-        assert tail == ResultList([self.failure, Ok(3)], ["b", "c"])
+        assert tail == ResultList[int]([self.failure, Ok(3)], ["b", "c"])
         assert tail.keys == ("b", "c")
         assert self.rl[::-2] == ResultList([Ok(3), Ok(1)], ["c", "a"])
 
@@ -368,7 +405,7 @@ class TestResultListFirst:
 
     def test_first(self) -> None:
         failure = Error("x")
-        assert ResultList([failure, Ok(2)]).first() is failure
+        assert ResultList[int]([failure, Ok(2)]).first() is failure
         assert ResultList([Ok(1)], ["a"]).first() == Ok(1)
 
     def test_empty(self) -> None:
@@ -393,7 +430,7 @@ class TestResultListKeys:
 
     def test_by_key_skips_results_without_collector(self) -> None:
         failure = Error("b failed")
-        rl = ResultList([Ok(1), failure, Ok(3)], ["a", "b", None])
+        rl: ResultList[int] = ResultList([Ok(1), failure, Ok(3)], ["a", "b", None])
         assert rl.by_key() == {"a": Ok(1), "b": failure}
 
     @pytest.mark.parametrize(
@@ -430,12 +467,12 @@ class TestResultListValidation:
     )
     def test_non_result(self, item: object, type_name: str) -> None:
         with pytest.raises(TypeError) as info:
-            ResultList([Ok(1), item])  # type: ignore[list-item]  # a non-result is the test
+            ResultList[int]([Ok(1), item])  # type: ignore[list-item]  # a non-result is the test
         assert message(info) == f"a ResultList holds Ok or Error, got {type_name}"
 
     def test_nested_result_list(self) -> None:
         with pytest.raises(TypeError, match=r"^a ResultList holds Ok or Error, got ResultList$"):
-            ResultList([ResultList([Ok(1)])])  # type: ignore[list-item]  # the slip under test
+            ResultList[int]([ResultList([Ok(1)])])  # type: ignore[list-item]  # the slip under test
 
 
 class TestResultListValue:
@@ -470,7 +507,7 @@ class TestResultListAsyncIteration:
 
     async def test_yields_all(self) -> None:
         failure = Error("x")
-        rl = ResultList([Ok(1), failure, Ok(3)], ["a", "b", "c"])
+        rl: ResultList[int] = ResultList([Ok(1), failure, Ok(3)], ["a", "b", "c"])
         seen = [result async for result in rl.iter()]
         assert seen == [Ok(1), failure, Ok(3)]
 
@@ -485,7 +522,7 @@ class TestResultListAsyncIteration:
         assert seen == [Ok(1), Ok(2)]
 
     async def test_empty_list_still_checkpoints(self) -> None:
-        iterator = ResultList([]).iter()
+        iterator = ResultList[int]([]).iter()
         with trio.testing.assert_checkpoints(), pytest.raises(StopAsyncIteration):
             await anext(iterator)
 

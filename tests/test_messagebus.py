@@ -28,7 +28,7 @@ from event_collector import queue as queue_module
 from .conftest import METRIC_LOG_FIELDS, sleeper
 
 
-def fixed(**options: Any) -> CollectorQueue:
+def fixed(**options: Any) -> CollectorQueue[Any]:
     return CollectorQueue([Collector("a", sleeper(1))], autoscale=False, max_consumers=2, **options)
 
 

@@ -11,6 +11,8 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from event_collector import Collector, CollectorQueue, Context, Ok, Payload, Result
 from event_collector._metrics import MetricsRecorder
@@ -26,7 +28,7 @@ async def work(payload: Payload[float], ctx: Context) -> Result[float]:
     return Ok(payload.value)
 
 
-def one_consumer(**options: Any) -> CollectorQueue:
+def one_consumer(**options: Any) -> CollectorQueue[Any]:
     settings: dict[str, Any] = {
         "autoscale": False,
         "max_consumers": 1,
@@ -47,7 +49,8 @@ class TestMetrics:
     async def test_scripted_timeline(self, autojump_clock: trio.abc.Clock) -> None:
         # One consumer; services 1, 1, 2 s sent at t=0: they run 0-1, 1-2, 2-4 and wait
         # 0, 1, 2 s. Samples every 0.75 s never fall on a boundary: loads 3, 2, 1, 1, 1, 0
-        # at t = 0.75, 1.5, 2.25, 3, 3.75, 4.5.
+        # at t = 0.75, 1.5, 2.25, 3, 3.75, 4.5, each held over the 0.75 s before it. At 4.5
+        # the queue is idle (nothing arrived, queued or busy): the supervisor sleeps.
         async with one_consumer() as queue:
             publisher = queue.get_publisher()
             for seconds in (1.0, 1.0, 2.0):
@@ -63,11 +66,13 @@ class TestMetrics:
         assert early.event_count == 0
         assert early.arrival_rate == 3 / 0.5
         assert early.departure_rate == 0
-        assert early.avg_load == 0  # no sample yet
+        assert early.avg_load == 3  # no sample yet: the load now, held since the start
         assert early.service_time == early.wait_time == early.wip == 0
 
         assert (late.qsize, late.busy, late.load, late.event_count) == (0, 0, 0.0, 3)
-        assert late.avg_load == (1 + 1 + 0) / 3  # samples in (2.6, 4.6]: t=3, 3.75, 4.5
+        # The window (2.6, 4.6]: load 1 over (2.6, 3] and (3, 3.75], 0 over (3.75, 4.5], and
+        # the load now, 0, since the last sample.
+        assert late.avg_load == pytest.approx((1 * 0.4 + 1 * 0.75 + 0 * 0.75 + 0 * 0.1) / 2)
         assert late.service_time == (1 + 2) / 2  # the last two events (window of 2)
         assert late.wait_time == (1 + 2) / 2
         assert late.arrival_rate == 3 / 4.6  # younger than the 5 s window: since start
@@ -83,9 +88,9 @@ class TestMetrics:
     async def test_warmup_zeroes_averages_only(self, autojump_clock: trio.abc.Clock) -> None:
         async with one_consumer(metrics_warmup_interval=3) as queue:
             publisher = queue.get_publisher()
-            await publisher.send(1.0)  # runs 0-1
+            await publisher.send(1.0)  # runs 0-1: load 1 at t=0.75, idle at 1.5 (asleep)
             await trio.sleep_until(2)
-            await publisher.send(10.0)  # runs 2-12: busy at the samples t=2.25 and 3
+            await publisher.send(10.0)  # runs 2-12; wakes the supervisor: samples at 2.75...
             await trio.sleep_until(2.9)
             warming = queue.get_metrics()
             await trio.sleep_until(3.1)
@@ -95,7 +100,9 @@ class TestMetrics:
         assert warming.load == 1
         averages = [warming.avg_load, warming.service_time, warming.wait_time, warming.wip]
         assert averages == [0, 0, 0, 0]
-        assert warm.avg_load == (0 + 1 + 1) / 3  # samples in (1.1, 3.1]: t=1.5, 2.25, 3
+        # The window (1.1, 3.1]: load 0 over (1.1, 1.5] and the idle (1.5, 2], 1 over
+        # (2, 2.75] and, the load now, since.
+        assert warm.avg_load == pytest.approx((0 * 0.4 + 0 * 0.5 + 1 * 0.75 + 1 * 0.35) / 2)
         assert warm.service_time == 1
         assert warm.wait_time == 0
         assert warm.wip == (2 / 3.1) * 1
@@ -108,7 +115,7 @@ class TestMetrics:
         recorder = MetricsRecorder(
             start=0, service_window=3, rate_window=5, load_window=5, warmup=0
         )
-        fields = recorder.snapshot(1.0, 0, 0, 1).as_log_fields()
+        fields = recorder.snapshot(1.0, 0, 0, 0, 1).as_log_fields()
         assert set(fields) == METRIC_LOG_FIELDS
         assert isinstance(fields["metrics_timestamp"], str)
 
@@ -122,7 +129,7 @@ class TestRecorder:
         )
         for service in (8.0, 1.0, 2.0, 3.0):
             recorder.served(0.5, service)
-        metrics = recorder.snapshot(1.0, 0, 0, 1)
+        metrics = recorder.snapshot(1.0, 4, 0, 0, 1)
         assert metrics.service_time == (1 + 2 + 3) / 3
         assert metrics.wait_time == 0.5
         assert metrics.event_count == 4
@@ -131,10 +138,44 @@ class TestRecorder:
         recorder = MetricsRecorder(
             start=0, service_window=3, rate_window=5, load_window=5, warmup=0
         )
-        metrics = recorder.snapshot(0.0, 4, 0, 0)
+        metrics = recorder.snapshot(0.0, 0, 4, 0, 0)
         assert metrics.load == 0
         assert metrics.arrival_rate == 0  # no time has passed
         assert all(
             not (isinstance(value, float) and (math.isnan(value) or value < 0))
             for value in attrs.asdict(metrics).values()
         )
+
+
+class TestNoDrift:
+    """Running sums do not drift: a window of zero load reads exactly 0."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        loads=st.lists(
+            st.floats(0, 50, allow_nan=False, allow_subnormal=False), min_size=1, max_size=300
+        ),
+        idle=st.integers(1, 50),
+    )
+    def test_zero_after_a_window_of_zeros(self, loads: list[float], idle: int) -> None:
+        recorder = MetricsRecorder(
+            start=0, service_window=3, rate_window=5, load_window=1, warmup=0
+        )
+        now = 0.0
+        for load in loads:
+            now += 0.01
+            recorder.sample(now, load, 0)
+        for _ in range(100 + idle):  # the load window (1 s) and then some, all idle
+            now += 0.01
+            recorder.sample(now, 0.0, 0)
+        assert recorder.snapshot(now, 0, 0, 0, 1).avg_load == 0.0
+
+    def test_long_run_keeps_the_mean(self) -> None:
+        recorder = MetricsRecorder(
+            start=0, service_window=3, rate_window=5, load_window=1, warmup=0
+        )
+        for i in range(1, 200_001):
+            recorder.sample(i * 0.01, 0.1 * (i % 7), 0)
+        metrics = recorder.snapshot(2000.0, 0, 0, 0, 1)
+        exact = sum(0.1 * (i % 7) for i in range(199_901, 200_001)) / 100
+        assert metrics.avg_load == pytest.approx(exact, rel=1e-12)

@@ -76,8 +76,8 @@ def test_every_event_resolves_once_with_one_result_per_collector(
         for key, behaviour, topics, limit in specs
     ]
     router = SimpleRouter(collectors)
-    events: list[CollectorEvent] = []
-    wakeups: list[CollectorEvent] = []
+    events: list[CollectorEvent[Any]] = []
+    wakeups: list[CollectorEvent[Any]] = []
 
     async def scenario() -> None:
         queue = CollectorQueue(
@@ -89,7 +89,7 @@ def test_every_event_resolves_once_with_one_result_per_collector(
             logging=False,
         )
 
-        async def waiter(event: CollectorEvent) -> None:
+        async def waiter(event: CollectorEvent[Any]) -> None:
             await event.wait()
             wakeups.append(event)
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pydoc
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,8 @@ import trio.testing
 
 import event_collector
 from event_collector import _demo
+
+from . import typing_checks
 
 PUBLIC_MODULES = [
     "event_collector",
@@ -63,3 +69,92 @@ class TestDemo:
         assert len(results) == 100
         assert results[0].startswith("{'id': 'payload-0'")
         assert lines[-1].startswith("elapsed=")
+
+
+def help_text(obj: object) -> str:
+    """
+    What ``help(obj)`` prints, without the terminal's bold.
+    """
+    return re.sub(".\b", "", pydoc.render_doc(obj))
+
+
+class TestPresentation:
+    """Public names present themselves from their public home, without internals."""
+
+    @pytest.mark.parametrize("name", event_collector.__all__)
+    def test_module_is_the_package(self, name: str) -> None:
+        obj = getattr(event_collector, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "event_collector"
+
+    def test_repr_of_a_class(self) -> None:
+        assert repr(event_collector.CollectorQueue) == "<class 'event_collector.CollectorQueue'>"
+
+    def test_help_of_the_queue_has_no_attrs_internals(self) -> None:
+        text = help_text(event_collector.CollectorQueue)
+        assert "__attrs" not in text
+        assert "class CollectorQueue" in text
+
+    def test_help_of_the_publisher_shows_no_constructor(self) -> None:
+        text = help_text(event_collector.EventPublisher)
+        assert "__init__" not in text
+        assert "channel" not in text
+        with pytest.raises(TypeError, match="no public constructor"):
+            event_collector.EventPublisher()
+
+    def test_help_of_a_channel_opener(self) -> None:
+        text = help_text(event_collector.open_priority_channel)
+        assert "class open_priority_channel" in text
+        assert "_Subscriptable" not in text
+
+
+class TestTyping:
+    """The typing module is checked by mypy (strict) with the rest of the tests."""
+
+    def test_typing_examples_run(self) -> None:
+        trio.run(typing_checks.typed_round_trip, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class TestResults:
+    """Results compare by value, so tests can assert on them directly."""
+
+    def test_error_text_compares_by_message(self) -> None:
+        assert event_collector.Error("text") == event_collector.Error("text")
+        assert event_collector.Error("text") != event_collector.Error("other")
+        assert hash(event_collector.ProcessingError("a")) == hash(
+            event_collector.ProcessingError("a")
+        )
+        assert event_collector.Error(event_collector.ShutdownError()) == event_collector.Error(
+            event_collector.ShutdownError()
+        )
+
+    async def test_collector_event_is_a_sent_event(self) -> None:
+        queue = event_collector.CollectorQueue(
+            [event_collector.Collector("a", typing_checks.double)], logging=False
+        )
+        async with queue:
+            event = await queue.get_publisher().send(1)
+            assert isinstance(event, event_collector.SentEvent)
+            assert (await event.wait()).first() == event_collector.Ok(2)
+
+
+class TestDemoOutput:
+    """The demo prints results on stdout and its log entries on stderr."""
+
+    def test_logs_go_to_stderr(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "event_collector", "--events", "3", "--service-time", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        out = done.stdout.splitlines()
+        assert [line for line in out if not line.startswith("{'id'")] == [out[-1]]
+        assert out[-1].startswith("elapsed=")
+        assert '"event": "queue_started"' in done.stderr
+
+    def test_every_option_has_help(self) -> None:
+        parser = _demo.build_parser()
+        for action in parser._actions:
+            assert action.help, action.dest

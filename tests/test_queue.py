@@ -5,8 +5,10 @@ The running queue: construction rules, running modes, publishing, results, queue
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 import structlog
 import trio
@@ -21,6 +23,7 @@ from event_collector import (
     Error,
     Ok,
     Payload,
+    QueueStatistics,
     QueueType,
     Result,
     ResultList,
@@ -57,7 +60,7 @@ class TestConstruction:
 
     def test_collector_class_instead_of_instance(self) -> None:
         with pytest.raises(TypeError, match="not classes"):
-            CollectorQueue([Collector])  # type: ignore[list-item]  # the slip under test
+            CollectorQueue([Collector])  # type: ignore[arg-type]  # the slip under test
 
     @pytest.mark.parametrize("collectors", [[object()], ["a"], [None]])
     def test_non_collector(self, collectors: list[Any]) -> None:
@@ -82,7 +85,7 @@ class TestConstruction:
             CollectorQueue(collectors, router=SimpleRouter(collectors))  # type: ignore[arg-type]
 
     def test_router_overriding_nothing(self) -> None:
-        class Lazy(Router):
+        class Lazy(Router[Any]):
             pass
 
         with pytest.raises(TypeError, match="must override select"):
@@ -134,8 +137,8 @@ class TestRunning:
         async with queue as running:
             assert running is queue
             assert queue.consumer_count() == 4
-            assert queue._pool is not None
-            assert queue._pool.idle == 4  # every consumer is already waiting for an event
+            stats = queue.statistics()
+            assert (stats.idle, stats.busy) == (4, 0)  # every consumer is waiting for an event
         assert queue.consumer_count() == 0
 
     async def test_not_started(self) -> None:
@@ -149,7 +152,7 @@ class TestRunning:
         queue = fixed([Collector("a", echo)])
         async with queue:
             pass
-        with pytest.raises(RuntimeError, match="runs only once"):
+        with pytest.raises(RuntimeError, match="a queue runs once"):
             async with queue:
                 pass  # pragma: no cover
 
@@ -250,7 +253,7 @@ class TestPublisher:
     ) -> None:
         async with fixed([Collector("a", echo)]) as queue:
             publisher = queue.get_publisher()
-            sent: list[CollectorEvent] = []
+            sent: list[CollectorEvent[Any]] = []
             with trio.move_on_after(1) as scope:
                 for i in range(10 * SCHEDULE_EVERY):
                     if i == 3:
@@ -308,9 +311,8 @@ class TestPublisher:
             gate.set()
             await trio.testing.wait_all_tasks_blocked()
             assert [(await event.wait()).first() for event in events] == [Ok(0), Ok(1), Ok(2)]
-            pool = queue._pool
-            assert pool is not None
-            assert (pool.handed, pool.unclaimed) == (0, 0)  # nothing is left to take
+            stats = queue.statistics()
+            assert (stats.sent, stats.completed, stats.queued, stats.busy) == (3, 3, 0, 0)
 
     async def test_blocked_sender_gets_closed_error_at_shutdown(
         self, autojump_clock: trio.abc.Clock
@@ -351,7 +353,7 @@ class TestCollectorEvent:
             assert "done" in repr(event)
 
     async def test_many_waiters(self, autojump_clock: trio.abc.Clock) -> None:
-        got: list[ResultList] = []
+        got: list[ResultList[Any]] = []
         async with fixed([Collector("a", sleeper(1))]) as queue:
             event = await queue.get_publisher().send(1)
 
@@ -449,13 +451,15 @@ class TestFailures:
         assert isinstance(failed.first(), Error)
         assert isinstance(failed.first().error, ValueError)  # type: ignore[union-attr]
         assert "must return Ok or Error, got NoneType" in str(wrong_type.first().error)  # type: ignore[union-attr]
-        failures = [entry for entry in logs if entry["event"] == "processor_failed"]
-        assert [entry["collector"] for entry in failures] == ["fail"]
-        assert isinstance(failures[0]["exc_info"], ValueError)
+        failures = [(entry["event"], entry["collector"]) for entry in logs if "error" in entry]
+        assert failures == [
+            ("processor_failed", "fail"),
+            ("processor_returned_wrong_type", "wrong"),
+        ]
 
     async def test_custom_router_failures(self) -> None:
-        class Broken(Router):
-            async def handle_event(self, payload: Payload[Any]) -> ResultList:
+        class Broken(Router[Any]):
+            async def handle_event(self, payload: Payload[Any]) -> ResultList[Any]:
                 if payload.value == "raise":
                     raise RuntimeError("router bug")
                 return "not a result list"  # type: ignore[return-value]  # under test
@@ -471,7 +475,7 @@ class TestFailures:
         assert "must return a ResultList, got str" in str(wrong.first().error)  # type: ignore[union-attr]
         failures = [entry for entry in logs if entry["event"] == "router_failed"]
         assert len(failures) == 2
-        assert all(entry["log_level"] == "error" for entry in failures)
+        assert all(entry["log_level"] == "warning" for entry in failures)
 
 
 class TestQueueTypes:
@@ -545,3 +549,73 @@ class TestLoadAndLogging:
 
 def test_event_type_is_exported() -> None:
     assert queue_module.CollectorEvent is CollectorEvent
+
+
+@pytest.fixture
+def unconfigured_structlog() -> Iterator[None]:
+    """
+    structlog as an application that never configured it has it; restored afterwards.
+    """
+    config, configured = structlog.get_config(), structlog.is_configured()
+    structlog.reset_defaults()
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        if configured:
+            structlog.configure(**config)
+
+
+class TestProportionateLogging:
+    """Unconfigured, the library shows problems on stderr, not chatter on stdout."""
+
+    @pytest.mark.usefixtures("unconfigured_structlog")
+    async def test_warnings_only_on_stderr(
+        self, autojump_clock: trio.abc.Clock, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        queue = CollectorQueue([Collector("f", fail)], min_consumers=1, max_consumers=8)
+        async with queue:
+            publisher = queue.get_publisher()
+            events = [await publisher.send(i) for i in range(6)]  # a burst: the pool grows
+            await trio.sleep(1)  # and shrinks again
+        assert all(isinstance(event.get_result().first(), Error) for event in events)  # type: ignore[union-attr]
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.count("processor_failed") == 6
+        assert "Traceback" not in err
+        assert "consumers_scaled" not in err
+        assert "queue_started" not in err
+
+
+class TestStatistics:
+    """statistics() is a frozen snapshot of the pool and the channel, read in O(1)."""
+
+    async def test_while_running(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = fixed([Collector("a", sleeper(1))], consumers=2, max_queue_size=10)
+        before = queue.statistics()
+        async with queue:
+            publisher = queue.get_publisher()
+            for i in range(5):
+                await publisher.send(i)
+            await trio.testing.wait_all_tasks_blocked()
+            running = queue.statistics()
+            await trio.sleep(1)
+            await trio.testing.wait_all_tasks_blocked()  # both took their next event
+            later = queue.statistics()
+        after = queue.statistics()
+        assert (before.consumers, before.sent, before.closed) == (0, 0, False)
+        assert running == QueueStatistics(
+            consumers=2,
+            idle=0,
+            busy=2,
+            queued=3,
+            in_flight=5,
+            max_queue_size=10,
+            sent=5,
+            completed=0,
+            closed=False,
+        )
+        assert (later.busy, later.queued, later.completed) == (2, 1, 2)
+        assert (after.consumers, after.in_flight, after.completed, after.closed) == (0, 0, 5, True)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            running.busy = 0  # type: ignore[misc]  # frozen is the point

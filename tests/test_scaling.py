@@ -34,7 +34,7 @@ from event_collector._scaling import (
     ScalingPolicy,
 )
 
-from .conftest import sleeper
+from .conftest import pool_of, sleeper, supervisor_of
 
 
 class TestPolicy:
@@ -126,7 +126,7 @@ class TestPolicy:
         assert changes <= 2
 
 
-def scaling_queue(processor: Any, **options: Any) -> CollectorQueue:
+def scaling_queue(processor: Any, **options: Any) -> CollectorQueue[Any]:
     return CollectorQueue([Collector("c", processor)], logging=False, **options)
 
 
@@ -174,13 +174,14 @@ class TestSupervisor:
     ) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:
-            assert queue._pool is not None
             await trio.testing.wait_all_tasks_blocked()
-            queue._pool.grow(3)
+            pool_of(queue).grow(3)
             assert queue.consumer_count() == 4  # before any new consumer has run
             publisher = queue.get_publisher()
             events = [publisher.send_nowait(i) for i in range(4)]
-            assert queue._pool.busy() == 1  # one handed to the old consumer, three waiting
+            stats = queue.statistics()
+            # one handed to the old consumer, three waiting for the new ones to start
+            assert (stats.busy, stats.queued, stats.idle) == (1, 3, 3)
             results = [await event.wait() for event in events]
             assert trio.current_time() == 1  # the three new consumers took one each at once
         assert [r.first() for r in results] == [Ok(i) for i in range(4)]
@@ -192,17 +193,18 @@ class TestSupervisor:
         samples: list[float] = []
         record = MetricsRecorder.sample
 
-        def sample(self: MetricsRecorder, now: float, load: float) -> None:
+        def sample(self: MetricsRecorder, now: float, load: float, arrivals: int) -> None:
             samples.append(now)
-            record(self, now, load)
+            record(self, now, load, arrivals)
 
         monkeypatch.setattr(MetricsRecorder, "sample", sample)
-        queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=1)
+        queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=10, monitor_interval=1)
         async with queue:
+            await queue.get_publisher().send(0)  # busy until t=10: the supervisor stays awake
             await trio.sleep(1.5)
             autojump_clock.jump(3.2)  # no task runs from 1.5 to 4.7: the samples due are missed
             await trio.sleep(0.5)
-        assert samples == [1.0, 4.7, 5.0]
+        assert samples[:4] == [1.0, 4.7, 5.0, 6.0]  # then back on the grid
 
     async def test_fixed_pool_never_scales(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), autoscale=False, min_consumers=1, max_consumers=3)
@@ -231,7 +233,7 @@ def test_invariants_under_random_load(
     high = low + extra
     samples: list[int] = []
     snapshots: list[dict[str, Any]] = []
-    events: list[CollectorEvent] = []
+    events: list[CollectorEvent[Any]] = []
 
     async def work(payload: Payload[float], ctx: Context) -> Result[float]:
         await trio.sleep(payload.value)
@@ -279,10 +281,11 @@ class TestBacklogWakeUp:
             publisher = queue.get_publisher()
             await publisher.send(0)
             await trio.testing.wait_all_tasks_blocked()
-            await publisher.send(1)  # the only consumer is busy: wake the supervisor
+            await publisher.send(1)
+            await publisher.send(2)  # two waiting behind the busy consumer: a backlog
             await trio.testing.wait_all_tasks_blocked()
             assert trio.current_time() == 0  # long before the first sample at t=5
-            assert queue.consumer_count() == 2  # one waiting + one in service
+            assert queue.consumer_count() == 3  # two waiting + one in service
 
     async def test_burst_onto_an_idle_pool(self, autojump_clock: trio.abc.Clock) -> None:
         """The first event takes the idle consumer; the other nine are a backlog at once."""
@@ -316,10 +319,9 @@ class TestBacklogWakeUp:
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:
-            assert queue._pool is not None
-            queue._pool.grow(5)  # as if a burst had grown it
+            pool_of(queue).grow(5)  # as if a burst had grown it
             await trio.testing.wait_all_tasks_blocked()  # all idle now
-            queue._on_backlog()  # a wake-up that finds no load left
+            supervisor_of(queue).wake()  # a wake-up that finds no load left
             await trio.testing.wait_all_tasks_blocked()
             assert trio.current_time() == 0
             assert queue.consumer_count() == 6
@@ -336,7 +338,7 @@ class TestSupervisorFailure:
 
         monkeypatch.setattr(ScalingPolicy, "observe", broken)
         queue = scaling_queue(sleeper(10), min_consumers=1, max_consumers=4)
-        events: list[CollectorEvent] = []
+        events: list[CollectorEvent[Any]] = []
         with pytest.raises(ExceptionGroup) as info:
             async with queue:
                 events.append(await queue.get_publisher().send(1))
@@ -344,3 +346,54 @@ class TestSupervisorFailure:
         assert info.group_contains(RuntimeError, match="supervisor bug")
         assert trio.current_time() == queue.monitor_interval  # the first sample
         assert all(event.done for event in events)
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts every task step of the run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+
+
+class TestIdle:
+    """An idle queue does not poll: its supervisor sleeps until the next send."""
+
+    @pytest.mark.parametrize("autoscale", [False, True])
+    async def test_an_idle_hour_takes_no_steps(
+        self, autojump_clock: trio.abc.Clock, autoscale: bool
+    ) -> None:
+        queue = scaling_queue(sleeper(1), autoscale=autoscale, min_consumers=1, max_consumers=4)
+        steps = _Steps()
+        async with queue:
+            event = await queue.get_publisher().send(0)
+            await event.wait()
+            await trio.sleep(1)  # a few samples see the queue idle, then it sleeps
+            trio.lowlevel.add_instrument(steps)
+            await trio.sleep(3600)
+            trio.lowlevel.remove_instrument(steps)
+        assert steps.count == 1  # this task waking up; at 10 ms it was 360 000
+
+    async def test_the_next_send_wakes_it(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = scaling_queue(
+            sleeper(5), min_consumers=1, max_consumers=10, monitor_interval=1, avg_load_interval=20
+        )
+        scaled: list[tuple[float, int]] = []
+
+        async def on_scaled(msg: ConsumersScaled, bus: MessageBus) -> None:
+            scaled.append((trio.current_time(), msg.new))
+
+        queue.get_message_bus().add_msg_handler(ConsumersScaled, on_scaled)
+        async with queue:
+            await trio.sleep(100)  # asleep since the first sample
+            publisher = queue.get_publisher()
+            for i in range(3):
+                publisher.send_nowait(i)  # one busy, two waiting: a backlog
+            await trio.sleep(2)
+            metrics = queue.get_metrics()
+        assert scaled[0] == (100.0, 3)  # grown at once by the woken supervisor
+        # The load over the last 20 s: 0 while asleep (98 s of it before), then (1 + 2) / 3
+        # at the samples t=101 and 102, each held over the second before it.
+        assert metrics.avg_load == pytest.approx((18 * 0 + 2 * 1) / 20)

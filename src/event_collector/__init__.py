@@ -6,6 +6,7 @@ Everything public is importable from here; the modules ``event_collector.data``,
 names by topic.
 """
 
+from ._channels import ChannelStatistics as ChannelStatistics
 from ._channels import OrderedReceiveChannel as OrderedReceiveChannel
 from ._channels import OrderedSendChannel as OrderedSendChannel
 from ._channels import open_lifo_channel as open_lifo_channel
@@ -24,6 +25,8 @@ from ._data import ResultList as ResultList
 from ._errors import CollectorError as CollectorError
 from ._errors import ProcessingError as ProcessingError
 from ._errors import ShutdownError as ShutdownError
+from ._event import CollectorEvent as CollectorEvent
+from ._event import SentEvent as SentEvent
 from ._messagebus import BusEvent as BusEvent
 from ._messagebus import ConsumersScaled as ConsumersScaled
 from ._messagebus import InitializedQueue as InitializedQueue
@@ -31,7 +34,8 @@ from ._messagebus import MessageBus as MessageBus
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
 from ._metrics import Metrics as Metrics
-from ._publisher import CollectorEvent as CollectorEvent
+from ._metrics import QueueStatistics as QueueStatistics
+from ._public import fixup_module_metadata as _fixup_module_metadata
 from ._publisher import EventPublisher as EventPublisher
 from ._queue import CollectorQueue as CollectorQueue
 from ._router import Router as Router
@@ -39,6 +43,7 @@ from ._router import SimpleRouter as SimpleRouter
 
 __all__ = [
     "BusEvent",
+    "ChannelStatistics",
     "Collector",
     "CollectorError",
     "CollectorEvent",
@@ -58,14 +63,19 @@ __all__ = [
     "Payload",
     "ProcessingError",
     "Processor",
+    "QueueStatistics",
     "QueueType",
     "ReportedMetrics",
     "Result",
     "ResultList",
     "Router",
+    "SentEvent",
     "ShutDownQueue",
     "ShutdownError",
     "SimpleRouter",
     "open_lifo_channel",
     "open_priority_channel",
 ]
+
+_fixup_module_metadata(__name__, globals())
+del _fixup_module_metadata

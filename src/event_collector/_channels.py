@@ -1,5 +1,14 @@
 """
-Priority and LIFO memory channels that behave like trio's memory channels.
+Memory channels with a FIFO, LIFO or priority buffer, behaving like trio's memory channels.
+
+One :class:`_State` per channel owns the buffer and the sets of blocked tasks: it is the only
+writer of either. The public ends (:class:`OrderedSendChannel`, :class:`OrderedReceiveChannel`)
+add what trio's ends have (closing, cloning, ``async for``); :class:`QueueChannel` is the
+collector queue's own view of a channel, both sides in one, which also says whether a send
+went straight to a waiting receiver and which receivers are parked.
+
+Every step that moves an item between owners runs under trio's KeyboardInterrupt protection,
+as trio's own channels do: a Ctrl-C lands before or after the hand-over, never inside it.
 """
 
 from __future__ import annotations
@@ -9,48 +18,55 @@ import heapq
 import math
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar, final
+from typing import Any, ClassVar, Final, Generic, Protocol, Self, TypeVar, final
 
 import attrs
 import outcome
 import trio
-from trio.lowlevel import Task
+from trio.lowlevel import Task, enable_ki_protection
+
+from ._data import _is_priority
 
 __all__ = [
+    "ChannelStatistics",
     "OrderedReceiveChannel",
     "OrderedSendChannel",
+    "QueueChannel",
     "open_lifo_channel",
     "open_priority_channel",
 ]
 
 T = TypeVar("T")
-
-
-class _Buffer(Protocol[T]):
-    def push(self, item: T) -> None: ...
-    def pop(self) -> T: ...
-    def clear(self) -> None: ...
-    def __len__(self) -> int: ...
+T_co = TypeVar("T_co", covariant=True)
 
 
 @final
-class _LifoBuffer(Generic[T]):
-    __slots__ = ("_items",)
+@attrs.frozen
+class ChannelStatistics:
+    """
+    A snapshot of a channel's state; the fields of ``trio.MemoryChannelStatistics``.
+    """
 
-    def __init__(self) -> None:
-        self._items: list[T] = []
+    #: Items in the buffer now.
+    current_buffer_used: int
+    #: The largest number of items the buffer has held at once (never above its size).
+    peak_buffer_used: int
+    #: The buffer's size, as passed when the channel was opened.
+    max_buffer_size: int | float
+    #: Open send ends (1, plus one per ``clone()`` not yet closed).
+    open_send_channels: int
+    #: Open receive ends.
+    open_receive_channels: int
+    #: Tasks blocked in ``send``.
+    tasks_waiting_send: int
+    #: Tasks blocked in ``receive``.
+    tasks_waiting_receive: int
 
-    def push(self, item: T) -> None:
-        self._items.append(item)
 
-    def pop(self) -> T:
-        return self._items.pop()
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
+class _Buffer(Protocol[T_co]):
+    def pop(self) -> T_co: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
 
 
 @final
@@ -59,22 +75,14 @@ class _PriorityBuffer(Generic[T]):
     Items by priority, lowest first, arrival order within a priority; items never compared.
     """
 
-    __slots__ = ("_buckets", "_key", "_priorities", "_size")
+    __slots__ = ("_buckets", "_priorities", "_size")
 
-    def __init__(self, key: Callable[[T], int]) -> None:
-        self._key = key
+    def __init__(self) -> None:
         self._buckets: dict[int, collections.deque[T]] = {}
         self._priorities: list[int] = []  # heap of the priorities that have items
         self._size = 0
 
-    def priority(self, item: T) -> int:
-        priority = self._key(item)
-        if type(priority) is not int:
-            raise TypeError(f"priority must be an int, got {type(priority).__name__}")
-        return priority
-
-    def push(self, item: T) -> None:
-        priority = self._key(item)  # checked by priority() before the item was sent
+    def push(self, priority: int, item: T) -> None:
         bucket = self._buckets.get(priority)
         if bucket is None:
             bucket = self._buckets[priority] = collections.deque()
@@ -101,44 +109,253 @@ class _PriorityBuffer(Generic[T]):
         return self._size
 
 
-@attrs.define(eq=False)
+#: What :meth:`_State.take` returns when nothing can be received now.
+_EMPTY: Final[Any] = object()
+
+
+def _priority(key: Callable[[Any], int], item: object) -> int:
+    priority = key(item)
+    if not _is_priority(priority):
+        raise TypeError(f"priority must be an int, got {type(priority).__name__}")
+    return priority
+
+
+@final
 class _State(Generic[T]):
-    max_buffer_size: int | float
-    buffer: _Buffer[T]
-    #: Validates an item before it is sent (the priority key), or None.
-    check: Callable[[T], object] | None
-    open_send_channels: int = 0
-    open_receive_channels: int = 0
-    # Tasks blocked in send, with the value each is sending, longest-waiting first.
-    send_tasks: collections.OrderedDict[Task, T] = attrs.Factory(collections.OrderedDict)
-    # Tasks blocked in receive, longest-waiting first.
-    receive_tasks: collections.OrderedDict[Task, None] = attrs.Factory(collections.OrderedDict)
-    peak_buffer_used: int = 0
+    """
+    A channel's buffer and blocked tasks; the one writer of both.
 
-    def push(self, item: T) -> None:
-        self.buffer.push(item)
-        self.peak_buffer_used = max(self.peak_buffer_used, len(self.buffer))
+    Blocked tasks are kept longest-waiting first. Each blocked task is also in the ``tasks``
+    set of the end it blocked on, so that closing that end can wake exactly its own tasks.
+    """
 
-    def statistics(self) -> trio.MemoryChannelStatistics:
-        fields: dict[str, Any] = {
-            "current_buffer_used": len(self.buffer),
-            "max_buffer_size": self.max_buffer_size,
-            "open_send_channels": self.open_send_channels,
-            "open_receive_channels": self.open_receive_channels,
-            "tasks_waiting_send": len(self.send_tasks),
-            "tasks_waiting_receive": len(self.receive_tasks),
-        }
-        if _HAS_PEAK:  # trio >= 0.35
-            fields["peak_buffer_used"] = self.peak_buffer_used
-        return trio.MemoryChannelStatistics(**fields)
+    __slots__ = (
+        "_key",
+        "_pop",
+        "_push",
+        "buffer",
+        "max_buffer_size",
+        "open_receive_channels",
+        "open_send_channels",
+        "peak_buffer_used",
+        "receive_tasks",
+        "send_tasks",
+        "sent",
+    )
 
+    def __init__(
+        self,
+        max_buffer_size: int | float,
+        buffer: _Buffer[T],
+        push: Callable[[T], None] | None,
+        pop: Callable[[], T],
+        key: Callable[[T], int] | None,
+    ) -> None:
+        self.max_buffer_size = max_buffer_size
+        self.buffer = buffer
+        # The buffer's append, or None for the priority buffer, which takes the priority too.
+        self._push = push
+        self._pop = pop
+        self._key = key
+        self.open_send_channels = 0
+        self.open_receive_channels = 0
+        # Blocked senders with the item each sends (and its priority), and blocked receivers
+        # with the set of the end each blocked on; longest-waiting first.
+        self.send_tasks: collections.OrderedDict[Task, tuple[T, int, set[Task]]] = (
+            collections.OrderedDict()
+        )
+        self.receive_tasks: collections.OrderedDict[Task, set[Task]] = collections.OrderedDict()
+        self.peak_buffer_used = 0
+        #: Items the channel has accepted since it was opened.
+        self.sent = 0
 
-_HAS_PEAK = "peak_buffer_used" in attrs.fields_dict(trio.MemoryChannelStatistics)
+    def statistics(self) -> ChannelStatistics:
+        return ChannelStatistics(
+            current_buffer_used=len(self.buffer),
+            peak_buffer_used=self.peak_buffer_used,
+            max_buffer_size=self.max_buffer_size,
+            open_send_channels=self.open_send_channels,
+            open_receive_channels=self.open_receive_channels,
+            tasks_waiting_send=len(self.send_tasks),
+            tasks_waiting_receive=len(self.receive_tasks),
+        )
+
+    def _push_item(self, item: T, priority: int) -> None:
+        if self._push is None:
+            self.buffer.push(priority, item)  # type: ignore[attr-defined]  # priority buffer
+        else:
+            self._push(item)
+
+    def priority(self, item: T) -> int:
+        """
+        Return the priority of ``item`` (0 unless this is a priority channel).
+
+        Raises:
+            TypeError: The key gave no int.
+        """
+        return 0 if self._key is None else _priority(self._key, item)
+
+    def offer(self, item: T) -> bool:
+        """
+        Hand ``item`` to the longest-waiting receiver, or buffer it if there is room.
+
+        Returns:
+            True if a waiting receiver took it, False if it was buffered.
+
+        Raises:
+            trio.WouldBlock: The buffer is full.
+            trio.BrokenResourceError: Every receive end is closed.
+            TypeError: (priority channel) the key gave no int.
+        """
+        return self._offer(item, 0 if self._key is None else _priority(self._key, item))
+
+    @enable_ki_protection
+    def _offer(self, item: T, priority: int) -> bool:
+        if self.open_receive_channels == 0:
+            raise trio.BrokenResourceError
+        if self.receive_tasks:
+            task, tasks = self.receive_tasks.popitem(last=False)
+            tasks.remove(task)
+            trio.lowlevel.reschedule(task, outcome.Value(item))
+            self.sent += 1
+            return True
+        if len(self.buffer) < self.max_buffer_size:
+            self._push_item(item, priority)
+            self.sent += 1
+            used = len(self.buffer)
+            self.peak_buffer_used = max(self.peak_buffer_used, used)
+            return False
+        raise trio.WouldBlock
+
+    @enable_ki_protection
+    def take(self) -> T:
+        """
+        Return the next item by the buffer's order, or ``_EMPTY`` if there is none now.
+
+        If senders are blocked, the longest-blocked one's item enters the buffer first (so a
+        higher-priority item waiting for room still comes out first).
+
+        Raises:
+            trio.EndOfChannel: Every send end is closed and the buffer is empty.
+        """
+        if self.send_tasks:
+            task, (item, priority, tasks) = self.send_tasks.popitem(last=False)
+            tasks.remove(task)
+            trio.lowlevel.reschedule(task)
+            self.sent += 1
+            if not self.buffer:
+                return item  # nothing buffered to come first: straight across
+            # Through the buffer, so that its order decides; the buffer is back to its size
+            # before this call returns, so the peak does not count it.
+            self._push_item(item, priority)
+        if self.buffer:
+            return self._pop()
+        if not self.open_send_channels:
+            raise trio.EndOfChannel
+        return _EMPTY  # type: ignore[no-any-return]
+
+    async def send(self, item: T, tasks: set[Task]) -> None:
+        """
+        Send ``item``, blocking while the buffer is full; ``tasks`` is the end's set.
+
+        The caller has checked that its end is open.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        priority = self.priority(item)
+        try:
+            self._offer(item, priority)
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        task = trio.lowlevel.current_task()
+        tasks.add(task)
+        self.send_tasks[task] = (item, priority, tasks)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            tasks.remove(task)
+            del self.send_tasks[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    async def receive(self, tasks: set[Task]) -> T:
+        """
+        Take the next item, blocking while there is none; ``tasks`` is the end's set.
+
+        The caller has checked that its end is open.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        item = self.take()
+        if item is not _EMPTY:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return item
+        return await self.park(tasks)
+
+    async def park(self, tasks: set[Task]) -> T:
+        """
+        Wait for a sender to hand an item over; the caller found the buffer empty.
+        """
+        task = trio.lowlevel.current_task()
+        tasks.add(task)
+        self.receive_tasks[task] = tasks
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            tasks.remove(task)
+            del self.receive_tasks[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
+
+    @enable_ki_protection
+    def close_send_end(self, tasks: set[Task]) -> None:
+        """
+        Close one send end: its blocked senders fail; the last one ends the receivers' wait.
+        """
+        for task in tasks:
+            del self.send_tasks[task]
+            trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
+        tasks.clear()
+        self.open_send_channels -= 1
+        if self.open_send_channels == 0:
+            assert not self.send_tasks
+            for task, receiver_tasks in self.receive_tasks.items():
+                receiver_tasks.remove(task)
+                trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
+            self.receive_tasks.clear()
+
+    @enable_ki_protection
+    def close_receive_end(self, tasks: set[Task]) -> list[T]:
+        """
+        Close one receive end: its blocked receivers fail; the last one breaks the channel.
+
+        Returns:
+            The items the channel held when its last receive end closed (buffered or being
+            sent by blocked senders), which no one can receive any more; else nothing.
+        """
+        for task in tasks:
+            del self.receive_tasks[task]
+            trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
+        tasks.clear()
+        self.open_receive_channels -= 1
+        if self.open_receive_channels:
+            return []
+        assert not self.receive_tasks
+        dropped: list[T] = []
+        while self.buffer:
+            dropped.append(self._pop())
+        for task, (item, _, sender_tasks) in self.send_tasks.items():
+            sender_tasks.remove(task)
+            trio.lowlevel.reschedule(task, outcome.Error(trio.BrokenResourceError()))
+            dropped.append(item)
+        self.send_tasks.clear()
+        return dropped
 
 
 class _ChannelEnd(Generic[T]):
     """
-    What the two ends share: the state, closing as a context manager, cloning.
+    What the two public ends share: the state, closing as a context manager, cloning.
     """
 
     _side: ClassVar[str]
@@ -151,9 +368,9 @@ class _ChannelEnd(Generic[T]):
     def __repr__(self) -> str:
         return f"<{self._side} channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
 
-    def statistics(self) -> trio.MemoryChannelStatistics:
+    def statistics(self) -> ChannelStatistics:
         """
-        Return statistics about the channel state (see ``trio.MemoryChannelStatistics``).
+        Return a snapshot of the channel's state.
         """
         return self._state.statistics()
 
@@ -204,6 +421,7 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
         super().__init__(state)
         state.open_send_channels += 1
 
+    @enable_ki_protection
     def send_nowait(self, value: T) -> None:
         """
         Send ``value`` if there is room; a waiting receiver gets it directly.
@@ -212,25 +430,13 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
             trio.WouldBlock: The buffer is full.
             trio.ClosedResourceError: This end was closed.
             trio.BrokenResourceError: Every receive end was closed.
-            TypeError: (priority channel) the key gave a non-int priority.
+            TypeError: (priority channel) the key gave no int.
         """
-        state = self._state
         if self._closed:
             raise trio.ClosedResourceError
-        if state.open_receive_channels == 0:
-            raise trio.BrokenResourceError
-        if state.check is not None:
-            state.check(value)
-        if state.receive_tasks:
-            assert not state.buffer
-            task, _ = state.receive_tasks.popitem(last=False)
-            task.custom_sleep_data._tasks.remove(task)
-            trio.lowlevel.reschedule(task, outcome.Value(value))
-        elif len(state.buffer) < state.max_buffer_size:
-            state.push(value)
-        else:
-            raise trio.WouldBlock
+        self._state.offer(value)
 
+    @enable_ki_protection
     async def send(self, value: T) -> None:
         """
         Send ``value``, waiting for room if the buffer is full.
@@ -238,26 +444,11 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
         Raises as :meth:`send_nowait` does, except ``trio.WouldBlock``. Always a
         checkpoint. On cancellation nothing is sent.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            self.send_nowait(value)
-        except trio.WouldBlock:
-            pass
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-        task = trio.lowlevel.current_task()
-        self._tasks.add(task)
-        self._state.send_tasks[task] = value
-        task.custom_sleep_data = self
+        if self._closed:
+            raise trio.ClosedResourceError
+        await self._state.send(value, self._tasks)
 
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self._tasks.remove(task)
-            del self._state.send_tasks[task]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
+    @enable_ki_protection
     def close(self) -> None:
         """
         Close this end; blocked senders on it get ``trio.ClosedResourceError``.
@@ -267,18 +458,7 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
         if self._closed:
             return
         self._closed = True
-        state = self._state
-        for task in self._tasks:
-            trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
-            del state.send_tasks[task]
-        self._tasks.clear()
-        state.open_send_channels -= 1
-        if state.open_send_channels == 0:
-            assert not state.send_tasks
-            for task in state.receive_tasks:
-                task.custom_sleep_data._tasks.remove(task)
-                trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
-            state.receive_tasks.clear()
+        self._state.close_send_end(self._tasks)
 
 
 @final
@@ -293,6 +473,7 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
         super().__init__(state)
         state.open_receive_channels += 1
 
+    @enable_ki_protection
     def receive_nowait(self) -> T:
         """
         Take the next item by the buffer's order, if there is one.
@@ -306,18 +487,12 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
         """
         if self._closed:
             raise trio.ClosedResourceError
-        state = self._state
-        if state.send_tasks:
-            task, value = state.send_tasks.popitem(last=False)
-            task.custom_sleep_data._tasks.remove(task)
-            trio.lowlevel.reschedule(task)
-            state.push(value)
-        if state.buffer:
-            return state.buffer.pop()
-        if not state.open_send_channels:
-            raise trio.EndOfChannel
-        raise trio.WouldBlock
+        item = self._state.take()
+        if item is _EMPTY:
+            raise trio.WouldBlock
+        return item
 
+    @enable_ki_protection
     async def receive(self) -> T:
         """
         Take the next item, waiting for one if needed.
@@ -325,26 +500,11 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
         Raises as :meth:`receive_nowait` does, except ``trio.WouldBlock``. Always a
         checkpoint. On cancellation no item is lost.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            value = self.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return value
-        task = trio.lowlevel.current_task()
-        self._tasks.add(task)
-        self._state.receive_tasks[task] = None
-        task.custom_sleep_data = self
+        if self._closed:
+            raise trio.ClosedResourceError
+        return await self._state.receive(self._tasks)
 
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            self._tasks.remove(task)
-            del self._state.receive_tasks[task]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
-
+    @enable_ki_protection
     def close(self) -> None:
         """
         Close this end; blocked receivers on it get ``trio.ClosedResourceError``.
@@ -355,19 +515,144 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
         if self._closed:
             return
         self._closed = True
-        state = self._state
-        for task in self._tasks:
-            trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
-            del state.receive_tasks[task]
-        self._tasks.clear()
-        state.open_receive_channels -= 1
-        if state.open_receive_channels == 0:
-            assert not state.receive_tasks
-            for task in state.send_tasks:
-                task.custom_sleep_data._tasks.remove(task)
-                trio.lowlevel.reschedule(task, outcome.Error(trio.BrokenResourceError()))
-            state.send_tasks.clear()
-            state.buffer.clear()
+        self._state.close_receive_end(self._tasks)
+
+
+@final
+class QueueChannel(Generic[T]):
+    """
+    The collector queue's channel: both sides in one, and what the queue needs to know.
+
+    One send side (the publisher) and one receive side (the consumers).
+
+    Args:
+        state: The channel state, from :func:`open_queue_channel`.
+    """
+
+    __slots__ = ("_closed", "_drained", "_receivers", "_senders", "_state")
+
+    def __init__(self, state: _State[T]) -> None:
+        state.open_send_channels += 1
+        state.open_receive_channels += 1
+        self._state = state
+        self._closed = False
+        self._drained = False
+        self._senders: set[Task] = set()
+        self._receivers: set[Task] = set()
+
+    @property
+    def queued(self) -> int:
+        """
+        Items in the buffer, waiting for a receiver.
+        """
+        return len(self._state.buffer)
+
+    @property
+    def parked(self) -> int:
+        """
+        Receivers blocked waiting for an item.
+        """
+        return len(self._state.receive_tasks)
+
+    @property
+    def closed(self) -> bool:
+        """
+        Whether :meth:`close` was called.
+        """
+        return self._closed
+
+    @property
+    def sent(self) -> int:
+        """
+        Items accepted since the channel was opened (a blocked send counts once it is in).
+        """
+        return self._state.sent
+
+    def statistics(self) -> ChannelStatistics:
+        """
+        Return a snapshot of the channel's state.
+        """
+        return self._state.statistics()
+
+    def parked_receivers(self) -> list[Task]:
+        """
+        Return the receivers blocked now, the most recently parked first.
+        """
+        return list(reversed(self._state.receive_tasks))
+
+    def send_nowait(self, item: T) -> bool:
+        """
+        Send ``item`` if there is room.
+
+        Returns:
+            True if a parked receiver took it, False if it was buffered.
+
+        Raises:
+            trio.WouldBlock: The buffer is full.
+            trio.ClosedResourceError: The channel is closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError
+        return self._state.offer(item)
+
+    @enable_ki_protection
+    async def send(self, item: T) -> None:
+        """
+        Send ``item``, waiting for room. Always a checkpoint; on cancellation nothing is sent.
+
+        Raises:
+            trio.ClosedResourceError: The channel is (or becomes) closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError
+        await self._state.send(item, self._senders)
+
+    def receive_nowait(self) -> T:
+        """
+        Return the next item, or ``EMPTY`` (compare with ``is``) if there is none now.
+
+        Raises:
+            trio.EndOfChannel: The channel is closed and empty.
+        """
+        return self._state.take()
+
+    async def park(self) -> T:
+        """
+        Wait for the next item; call only after :meth:`receive_nowait` gave ``EMPTY``.
+
+        A schedule point. On cancellation nothing is taken.
+
+        Raises:
+            trio.EndOfChannel: The channel was closed while waiting.
+        """
+        return await self._state.park(self._receivers)
+
+    @enable_ki_protection
+    def close(self) -> None:
+        """
+        Stop sending: blocked senders fail, parked receivers end once the buffer is empty.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._state.close_send_end(self._senders)
+
+    @enable_ki_protection
+    def drain(self) -> list[T]:
+        """
+        Close both sides and return every item still in the channel, in its order.
+
+        Parked receivers get ``trio.ClosedResourceError``; a second call returns nothing.
+        """
+        self.close()
+        if self._drained:
+            return []
+        self._drained = True
+        return self._state.close_receive_end(self._receivers)
+
+
+#: What :meth:`QueueChannel.receive_nowait` returns when nothing is waiting.
+EMPTY: Final[Any] = _EMPTY
 
 
 def _check_size(max_buffer_size: int | float) -> None:
@@ -377,31 +662,52 @@ def _check_size(max_buffer_size: int | float) -> None:
         raise ValueError("max_buffer_size must be >= 0")
 
 
-def _open(
-    max_buffer_size: int | float, buffer: _Buffer[T], check: Callable[[T], object] | None
-) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
-    state = _State(max_buffer_size, buffer, check)
-    return OrderedSendChannel(state), OrderedReceiveChannel(state)
-
-
 def _first(item: Any) -> int:
     priority: int = item[0]
     return priority
 
 
-def _open_priority_channel(
-    max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
-) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
+def fifo_state(max_buffer_size: int | float) -> _State[Any]:
+    """
+    Return the state of a FIFO channel (a deque, as fast as trio's memory channel).
+    """
+    _check_size(max_buffer_size)
+    items: collections.deque[Any] = collections.deque()
+    return _State(max_buffer_size, items, items.append, items.popleft, None)
+
+
+def lifo_state(max_buffer_size: int | float) -> _State[Any]:
+    """
+    Return the state of a LIFO channel.
+    """
+    _check_size(max_buffer_size)
+    items: list[Any] = []
+    return _State(max_buffer_size, items, items.append, items.pop, None)
+
+
+def priority_state(max_buffer_size: int | float, key: Callable[[Any], int]) -> _State[Any]:
+    """
+    Return the state of a priority channel whose items' priorities ``key`` gives.
+    """
+    _check_size(max_buffer_size)
+    buffer: _PriorityBuffer[Any] = _PriorityBuffer()
+    return _State(max_buffer_size, buffer, None, buffer.pop, key)
+
+
+@final
+class open_priority_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]):
     """
     Open a channel whose receivers get the lowest-priority-number item first.
 
     Equal priorities come out in the order they were sent; items are never compared.
+    Written as a class, like ``trio.open_memory_channel``, so that
+    ``open_priority_channel[ItemType](...)`` works.
 
     Args:
         max_buffer_size: Items the channel holds before ``send`` blocks (an int >= 0 or
             ``math.inf``).
-        key: Gives an item's priority (an int). By default items are ``(priority, value)``
-            pairs and come out as sent.
+        key: Gives an item's priority (an int, ``IntEnum`` members included). By default
+            items are ``(priority, value)`` pairs and come out as sent.
 
     Returns:
         The send and receive ends, which behave like trio's memory channels.
@@ -410,17 +716,26 @@ def _open_priority_channel(
         TypeError: ``max_buffer_size`` is neither an int nor ``math.inf``.
         ValueError: ``max_buffer_size`` is negative.
     """
-    _check_size(max_buffer_size)
-    buffer = _PriorityBuffer(_first if key is None else key)
-    return _open(max_buffer_size, buffer, buffer.priority)
+
+    def __new__(  # type: ignore[misc]  # returns the pair, as trio's open_memory_channel
+        cls, max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
+    ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
+        state = priority_state(max_buffer_size, _first if key is None else key)
+        return OrderedSendChannel(state), OrderedReceiveChannel(state)
+
+    def __init__(
+        self, max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
+    ) -> None: ...
 
 
-def _open_lifo_channel(
-    max_buffer_size: int | float,
-) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
+@final
+class open_lifo_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]):
     """
     Open a channel whose receivers get the most recently buffered item first.
 
+    Written as a class, like ``trio.open_memory_channel``, so that
+    ``open_lifo_channel[ItemType](...)`` works.
+
     Args:
         max_buffer_size: Items the channel holds before ``send`` blocks (an int >= 0 or
             ``math.inf``).
@@ -432,49 +747,11 @@ def _open_lifo_channel(
         TypeError: ``max_buffer_size`` is neither an int nor ``math.inf``.
         ValueError: ``max_buffer_size`` is negative.
     """
-    _check_size(max_buffer_size)
-    return _open(max_buffer_size, _LifoBuffer[T](), None)
 
+    def __new__(  # type: ignore[misc]  # returns the pair, as trio's open_memory_channel
+        cls, max_buffer_size: int | float
+    ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
+        state = lifo_state(max_buffer_size)
+        return OrderedSendChannel(state), OrderedReceiveChannel(state)
 
-class _Subscriptable(Generic[T]):
-    """
-    Lets a function be written ``fn[ItemType](...)``, as trio's ``open_memory_channel``.
-    """
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self._fn = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = self.__qualname__ = fn.__name__.lstrip("_")
-        self.__module__ = "event_collector.channels"
-        self.__wrapped__ = fn
-
-    def __getitem__(self, _: object) -> _Subscriptable[T]:
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fn(*args, **kwargs)
-
-
-if TYPE_CHECKING:
-
-    class open_priority_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]):
-        def __new__(  # type: ignore[misc]  # typed like trio's open_memory_channel
-            cls, max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
-        ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
-            return _open_priority_channel(max_buffer_size, key=key)
-
-        def __init__(
-            self, max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
-        ) -> None: ...
-
-    class open_lifo_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]):
-        def __new__(  # type: ignore[misc]  # typed like trio's open_memory_channel
-            cls, max_buffer_size: int | float
-        ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
-            return _open_lifo_channel(max_buffer_size)
-
-        def __init__(self, max_buffer_size: int | float) -> None: ...
-
-else:
-    open_priority_channel = _Subscriptable(_open_priority_channel)
-    open_lifo_channel = _Subscriptable(_open_lifo_channel)
+    def __init__(self, max_buffer_size: int | float) -> None: ...

@@ -9,18 +9,20 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeAlias, final
+from typing import Any, Generic, TypeAlias, TypeVar, final
 
 import attrs
 import trio
 
-from ._data import Context, Error, Ok, Payload, _AnyResult, _to_topics
-from ._logging import FilteringBoundLogger, logger
+from ._data import Context, Error, Ok, Payload, Result, _to_topics
+from ._delivery import log_failure
 
 __all__ = ["Collector", "Lifecycle", "Processor"]
 
-#: An event handler: ``async def processor(payload, ctx) -> Ok | Error``.
-Processor: TypeAlias = Callable[[Payload[Any], Context], Awaitable[_AnyResult]]
+T = TypeVar("T")
+
+#: An event handler: ``async def processor(payload, ctx) -> Ok[T] | Error``.
+Processor: TypeAlias = Callable[[Payload[Any], Context], Awaitable[Result[T]]]
 #: Setup and teardown of a collector: called with the collector's context, it returns an
 #: async context manager (an ``@asynccontextmanager`` function fits).
 Lifecycle: TypeAlias = Callable[[Context], AbstractAsyncContextManager[object]]
@@ -44,7 +46,7 @@ def _check_key(_: object, __: attrs.Attribute[str], key: str) -> None:
         raise ValueError("collector key must not be empty")
 
 
-def _check_processor(_: object, __: attrs.Attribute[Processor], processor: Processor) -> None:
+def _check_processor(_: object, __: object, processor: Processor[Any]) -> None:
     if not _is_async_callable(processor):
         raise TypeError(f"processor must be an async function (async def), got {processor!r}")
 
@@ -80,9 +82,13 @@ def _check_timeout(_: object, __: attrs.Attribute[float | None], timeout: object
 
 @final
 @attrs.frozen(eq=False)
-class Collector:
+class Collector(Generic[T]):
     """
     A named event handler the queue routes payloads to.
+
+    Generic in the value its processor returns in ``Ok``: ``Collector("a", fn)`` where
+    ``fn`` returns ``Ok[int] | Error`` is a ``Collector[int]``, and a queue of them gives
+    ``ResultList[int]`` results.
 
     Args:
         key: Unique name of the collector within a queue; ``Delivery.KEY`` payloads name it.
@@ -102,7 +108,7 @@ class Collector:
     """
 
     key: str = attrs.field(validator=_check_key)
-    processor: Processor = attrs.field(validator=_check_processor)
+    processor: Processor[T] = attrs.field(validator=_check_processor)
     lifecycle: Lifecycle | None = attrs.field(
         default=None, kw_only=True, validator=_check_lifecycle
     )
@@ -110,24 +116,25 @@ class Collector:
     topics: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_to_topics)
     timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
 
-    async def process(
-        self, payload: Payload[Any], *, log: FilteringBoundLogger = logger
-    ) -> _AnyResult:
+    async def process(self, payload: Payload[Any]) -> Result[T]:
         """
         Run the processor on ``payload`` and always come back with a result.
 
-        A processor that raises gives ``Error(exc)`` (logged as ``processor_failed``), one
-        that returns anything but ``Ok``/``Error`` gives ``Error(TypeError)``, one that runs
-        past ``timeout`` gives ``Error(trio.TooSlowError())``. Routers call this; custom
-        routers should too.
+        The one place where a processor runs. A processor that raises an exception gives
+        ``Error(exc)``; one that returns anything but ``Ok``/``Error`` gives
+        ``Error(TypeError)``; one that runs past ``timeout`` gives
+        ``Error(trio.TooSlowError())``. Each of these is logged once, at the queue's
+        ``failure_log_level``. Routers call this; custom routers should too.
 
         Args:
             payload: The payload to process.
-            log: Where to log processor failures; routers pass their queue's logger.
 
         This is a checkpoint exactly when the processor is.
 
-        On cancellation the processor sees ``trio.Cancelled``, which propagates.
+        On cancellation the processor sees ``trio.Cancelled``, which propagates; if the
+        processor's own tasks fail while they are being cancelled (its nursery raises the
+        cancellation together with their exceptions), those exceptions are its result and
+        the cancellation is seen again at the caller's next checkpoint.
         """
         result: object
         try:
@@ -137,27 +144,25 @@ class Collector:
                 with trio.move_on_after(self.timeout) as scope:
                     result = await self.processor(payload, self.ctx)
                 if scope.cancelled_caught:
-                    return Error(trio.TooSlowError(f"processor exceeded {self.timeout} s"))
+                    too_slow = trio.TooSlowError(f"processor exceeded {self.timeout} s")
+                    log_failure("processor_timed_out", too_slow, collector=self.key)
+                    return Error(too_slow)
         except Exception as exc:
-            return self._failed(exc, log)
+            log_failure("processor_failed", exc, collector=self.key)
+            return Error(exc)
+        except BaseExceptionGroup as group:
+            # A cancellation (shutdown) that reached the processor's own nursery, whose
+            # children failed on their way out: the failures are this event's result.
+            cancelled, failures = group.split(trio.Cancelled)
+            if cancelled is None or not isinstance(failures, ExceptionGroup):
+                raise
+            log_failure("processor_failed", failures, collector=self.key)
+            return Error(failures)
         if type(result) is Ok or type(result) is Error:
             return result
-        return self._wrong_type(result)
-
-    def _failed(self, exc: Exception, log: FilteringBoundLogger) -> Error:
-        """
-        Log a processor exception and turn it into the collector's result.
-        """
-        log.error("processor_failed", collector=self.key, exc_info=exc)
-        return Error(exc)
-
-    def _wrong_type(self, result: object) -> Error:
-        """
-        Turn a return value that is neither Ok nor Error into the collector's result.
-        """
-        return Error(
-            TypeError(
-                f"processor of collector {self.key!r} must return Ok or Error, "
-                f"got {type(result).__name__}"
-            )
+        error = TypeError(
+            f"processor of collector {self.key!r} must return Ok or Error, "
+            f"got {type(result).__name__}"
         )
+        log_failure("processor_returned_wrong_type", error, collector=self.key)
+        return Error(error)

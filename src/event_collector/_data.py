@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 D = TypeVar("D")
 
 
@@ -88,6 +89,30 @@ def _to_topics(topics: Iterable[str]) -> tuple[str, ...]:
 _BROADCAST, _KEY, _TOPIC = Delivery.BROADCAST, Delivery.KEY, Delivery.TOPIC
 
 
+def _infer_delivery(keys: tuple[str, ...], topics: tuple[str, ...]) -> Delivery:
+    """
+    Return the delivery that ``keys`` and ``topics`` imply when none is given.
+
+    Keys alone mean KEY and topics alone TOPIC: a payload that names collectors must never
+    go to all of them by default.
+    """
+    if keys:
+        if topics:
+            raise ValueError(
+                "keys and topics are both given: say which routes the payload, "
+                "delivery=Delivery.KEY or delivery=Delivery.TOPIC"
+            )
+        return _KEY
+    return _TOPIC if topics else _BROADCAST
+
+
+def _is_priority(value: object) -> bool:
+    """
+    Whether ``value`` is a valid priority: an int (IntEnum members too), not a bool.
+    """
+    return isinstance(value, int) and type(value) is not bool
+
+
 @final
 @attrs.frozen(init=False)
 class Payload(Generic[T]):
@@ -96,16 +121,20 @@ class Payload(Generic[T]):
 
     Args:
         value: The event itself; any object, need not be hashable or comparable.
-        delivery: How the router picks collectors (default: broadcast to all).
+        delivery: How the router picks collectors. Left out, it follows from what is given:
+            ``Delivery.KEY`` with ``keys``, ``Delivery.TOPIC`` with ``topics``,
+            ``Delivery.BROADCAST`` (every collector) with neither.
         keys: Collector keys for ``Delivery.KEY``; lists are stored as tuples.
         topics: Topics for ``Delivery.TOPIC``; lists are stored as tuples.
-        priority: Priority in a ``QueueType.PRIORITY`` queue, lower first; ``None`` means the
-            queue's ``default_priority``. Ignored by FIFO and LIFO queues.
+        priority: Priority in a ``QueueType.PRIORITY`` queue, lower first (an ``int``, an
+            ``IntEnum`` member included); ``None`` means the queue's ``default_priority``.
+            Ignored by FIFO and LIFO queues.
 
     Raises:
         TypeError: ``keys`` or ``topics`` is a bare ``str`` or holds a non-``str``;
             ``priority`` is not an ``int``; ``delivery`` is not a ``Delivery``.
-        ValueError: ``Delivery.KEY`` without keys or ``Delivery.TOPIC`` without topics.
+        ValueError: ``Delivery.KEY`` without keys, ``Delivery.TOPIC`` without topics, or
+            both keys and topics with no ``delivery`` to say which one counts.
     """
 
     value: T
@@ -120,7 +149,7 @@ class Payload(Generic[T]):
     def __init__(
         self,
         value: T,
-        delivery: Delivery = Delivery.BROADCAST,
+        delivery: Delivery | None = None,
         keys: Iterable[str] = (),
         topics: Iterable[str] = (),
         priority: int | None = None,
@@ -131,7 +160,9 @@ class Payload(Generic[T]):
             keys = _to_keys(keys)
         if type(topics) is not tuple or topics:
             topics = _to_topics(topics)
-        if delivery is _KEY:
+        if delivery is None:
+            delivery = _infer_delivery(keys, topics)
+        elif delivery is _KEY:
             if not keys:
                 raise ValueError("Delivery.KEY needs at least one key")
         elif delivery is _TOPIC:
@@ -139,7 +170,7 @@ class Payload(Generic[T]):
                 raise ValueError("Delivery.TOPIC needs at least one topic")
         elif delivery is not _BROADCAST:
             raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
-        if priority is not None and (type(priority) is bool or not isinstance(priority, int)):
+        if priority is not None and not _is_priority(priority):
             raise TypeError(f"priority must be an int or None, got {type(priority).__name__}")
         _set_payload_value(self, value)
         _set_payload_delivery(self, delivery)
@@ -165,16 +196,16 @@ _set_payload_priority = _slot_setter(Payload, "priority")
 
 @final
 @attrs.frozen(init=False)
-class Ok(Generic[T]):
+class Ok(Generic[T_co]):
     """
     A successful result holding the processor's return value.
 
     Usable in ``match``: ``case Ok(value): ...``.
     """
 
-    value: T
+    value: T_co  # type: ignore[misc]  # frozen, so covariance is sound (attrs types it a param)
 
-    def __init__(self, value: T) -> None:
+    def __init__(self, value: T_co) -> None:
         _set_ok_value(self, value)
 
     def is_ok(self) -> bool:
@@ -189,13 +220,13 @@ class Ok(Generic[T]):
         """
         return False
 
-    def unwrap(self) -> T:
+    def unwrap(self) -> T_co:
         """
         Return the value.
         """
         return self.value
 
-    def unwrap_or(self, default: object) -> T:
+    def unwrap_or(self, default: object) -> T_co:
         """
         Return the value; ``default`` is only used by :class:`Error`.
         """
@@ -259,7 +290,7 @@ Result: TypeAlias = Ok[T] | Error
 _AnyResult: TypeAlias = Ok[Any] | Error
 
 
-def _to_results(results: Iterable[_AnyResult]) -> tuple[_AnyResult, ...]:
+def _to_results(results: Iterable[Result[T]]) -> tuple[Result[T], ...]:
     results = results if type(results) is tuple else tuple(results)
     for result in results:
         if type(result) is not Ok and type(result) is not Error:
@@ -267,32 +298,27 @@ def _to_results(results: Iterable[_AnyResult]) -> tuple[_AnyResult, ...]:
     return results
 
 
-def _no_keys(self: ResultList) -> tuple[None, ...]:
-    return (None,) * len(self.results)
-
-
-def _to_result_keys(keys: Iterable[str | None]) -> tuple[str | None, ...]:
+def _to_result_keys(keys: Iterable[str | None], count: int) -> tuple[str | None, ...]:
     if isinstance(keys, str):
         raise TypeError(f"keys must be a sequence of str or None, not a str: use [{keys!r}]")
     converted = tuple(keys)
     for key in converted:
         if key is not None and type(key) is not str:
             raise TypeError(f"keys must hold str or None, got {type(key).__name__}")
+    if len(converted) != count:
+        raise ValueError("a ResultList needs exactly one key (or None) per result")
     return converted
 
 
-def _check_keys(self: ResultList, _: object, keys: tuple[str | None, ...]) -> None:
-    if len(keys) != len(self.results):
-        raise ValueError("a ResultList needs exactly one key (or None) per result")
-
-
 @final
-@attrs.frozen
-class ResultList(Sequence[_AnyResult]):
+@attrs.frozen(init=False)
+class ResultList(Sequence[Result[T_co]]):
     """
     The results of one event, one per collector reached, in collector registration order.
 
-    An immutable sequence: ``len()``, indexing and ``for`` work as on a tuple.
+    An immutable sequence: ``len()``, indexing and ``for`` work as on a tuple. Generic in
+    the value type of its ``Ok`` results: the events of a queue whose processors return
+    ``Ok[int]`` give ``ResultList[int]``, whose ``first()`` is ``Ok[int] | Error``.
 
     Args:
         results: The results, each ``Ok`` or ``Error``.
@@ -305,18 +331,23 @@ class ResultList(Sequence[_AnyResult]):
         ValueError: ``keys`` and ``results`` differ in length.
     """
 
-    results: tuple[_AnyResult, ...] = attrs.field(converter=_to_results)
-    keys: tuple[str | None, ...] = attrs.field(
-        default=attrs.Factory(_no_keys, takes_self=True),
-        converter=_to_result_keys,
-        validator=_check_keys,
-    )
+    results: tuple[Result[T_co], ...]
+    keys: tuple[str | None, ...]
+
+    def __init__(
+        self, results: Iterable[Result[T_co]], keys: Iterable[str | None] | None = None
+    ) -> None:
+        checked = _to_results(results)
+        _set_results(self, checked)
+        _set_result_keys(
+            self, (None,) * len(checked) if keys is None else _to_result_keys(keys, len(checked))
+        )
 
     @overload
-    def __getitem__(self, index: int) -> _AnyResult: ...
+    def __getitem__(self, index: int) -> Result[T_co]: ...
     @overload
-    def __getitem__(self, index: slice) -> ResultList: ...
-    def __getitem__(self, index: int | slice) -> _AnyResult | ResultList:
+    def __getitem__(self, index: slice) -> ResultList[T_co]: ...
+    def __getitem__(self, index: int | slice) -> Result[T_co] | ResultList[T_co]:
         if isinstance(index, slice):
             return ResultList(self.results[index], self.keys[index])
         return self.results[index]
@@ -324,7 +355,7 @@ class ResultList(Sequence[_AnyResult]):
     def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self) -> Iterator[_AnyResult]:
+    def __iter__(self) -> Iterator[Result[T_co]]:
         return iter(self.results)
 
     @property
@@ -337,7 +368,7 @@ class ResultList(Sequence[_AnyResult]):
         """
         return any(key is not None for key in self.keys)
 
-    def first(self) -> _AnyResult:
+    def first(self) -> Result[T_co]:
         """
         Return the first result.
 
@@ -348,19 +379,19 @@ class ResultList(Sequence[_AnyResult]):
             raise IndexError("result list is empty")
         return self.results[0]
 
-    def items(self) -> Iterator[tuple[str | None, _AnyResult]]:
+    def items(self) -> Iterator[tuple[str | None, Result[T_co]]]:
         """
         Iterate over ``(collector key, result)`` pairs.
         """
         return zip(self.keys, self.results, strict=True)
 
-    def by_key(self) -> dict[str, _AnyResult]:
+    def by_key(self) -> dict[str, Result[T_co]]:
         """
         Return the results of reached collectors, keyed by collector key.
         """
         return {key: result for key, result in self.items() if key is not None}
 
-    def iter(self) -> AsyncIterator[_AnyResult]:
+    def iter(self) -> AsyncIterator[Result[T_co]]:
         """
         Return an async iterator over the results (``async for result in rl.iter()``).
 
@@ -370,11 +401,11 @@ class ResultList(Sequence[_AnyResult]):
         return _AsyncResults(iter(self.results))
 
 
-def _result_list(results: tuple[_AnyResult, ...], keys: tuple[str | None, ...]) -> ResultList:
+def _result_list(results: tuple[Result[T], ...], keys: tuple[str | None, ...]) -> ResultList[T]:
     """
     Build a ResultList from values the library made itself, skipping validation.
     """
-    result_list: ResultList = object.__new__(ResultList)
+    result_list: ResultList[T] = object.__new__(ResultList)
     _set_results(result_list, results)
     _set_result_keys(result_list, keys)
     return result_list
@@ -385,16 +416,16 @@ _set_result_keys = _slot_setter(ResultList, "keys")
 
 
 @final
-class _AsyncResults:
+class _AsyncResults(Generic[T_co]):
     __slots__ = ("_results",)
 
-    def __init__(self, results: Iterator[_AnyResult]) -> None:
+    def __init__(self, results: Iterator[Result[T_co]]) -> None:
         self._results = results
 
-    def __aiter__(self) -> _AsyncResults:
+    def __aiter__(self) -> _AsyncResults[T_co]:
         return self
 
-    async def __anext__(self) -> _AnyResult:
+    async def __anext__(self) -> Result[T_co]:
         await trio.lowlevel.checkpoint()
         try:
             return next(self._results)

@@ -1,8 +1,10 @@
 """
 The getting-started demo: 100 events through a collector whose processor takes 0.25 s.
 
-Run it with ``python -m event_collector`` (options: ``--help``). It configures structlog for
-the console, which the library itself never does.
+Run it with ``python -m event_collector`` (options: ``--help``). Results go to standard
+output; the queue's log entries (JSON lines, INFO and up) go to standard error, so the two
+can be read or redirected apart. The demo configures structlog for that, which the library
+itself never does.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +22,8 @@ import trio
 
 from ._collector import Collector
 from ._data import Context, Ok, Payload, Result
-from ._publisher import CollectorEvent, EventPublisher
+from ._event import CollectorEvent
+from ._publisher import EventPublisher
 from ._queue import CollectorQueue
 
 
@@ -35,14 +39,14 @@ def _handler(service_time: float) -> Any:
     return event_handler
 
 
-async def send_events(publisher: EventPublisher, count: int) -> list[CollectorEvent]:
+async def send_events(publisher: EventPublisher[Any], count: int) -> list[CollectorEvent[Any]]:
     """
     Send ``count`` payloads and return their events.
     """
     return [await publisher.send(Payload({"id": f"payload-{i}"})) for i in range(count)]
 
 
-async def output_results(events: list[CollectorEvent]) -> None:
+async def output_results(events: list[CollectorEvent[Any]]) -> None:
     """
     Wait for each event and print its first result's value.
     """
@@ -73,18 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
     """
     Return the demo's command-line parser.
     """
-    parser = argparse.ArgumentParser(prog="python -m event_collector", description=__doc__)
-    parser.add_argument("--events", type=int, default=100)
-    parser.add_argument("--service-time", type=float, default=0.25)
-    parser.add_argument("--min-consumers", type=int, default=1)
-    parser.add_argument("--max-consumers", type=int, default=100)
-    parser.add_argument("--report-interval", type=float, default=0.1)
+    parser = argparse.ArgumentParser(
+        prog="python -m event_collector",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=100, help="events to send")
+    parser.add_argument(
+        "--service-time", type=float, default=0.25, help="seconds each event takes to process"
+    )
+    parser.add_argument("--min-consumers", type=int, default=1, help="smallest pool size")
+    parser.add_argument("--max-consumers", type=int, default=100, help="largest pool size")
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=0.1,
+        help="seconds between two metrics log entries (0: none)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """
-    Parse options, set up console logging and run the demo.
+    Parse options, send log entries to standard error and run the demo.
     """
     args = build_parser().parse_args(argv)
     structlog.configure(
@@ -94,5 +109,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.JSONRenderer(),
         ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     trio.run(run_demo, args)

@@ -25,8 +25,18 @@ class ProcessingError(CollectorError):
     A processing failure described by text.
 
     ``Error("bad input")`` wraps its text in this exception, so that
-    ``Error("bad input").unwrap()`` raises ``ProcessingError("bad input")``.
+    ``Error("bad input").unwrap()`` raises ``ProcessingError("bad input")``. Two of them are
+    equal when their messages are, so ``Error("bad input") == Error("bad input")`` and tests
+    can compare results directly.
     """
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ProcessingError:
+            return NotImplemented
+        return self.args == other.args
+
+    def __hash__(self) -> int:
+        return hash((ProcessingError, self.args))
 
 
 @final
@@ -41,3 +51,11 @@ class ShutdownError(CollectorError):
 
     def __init__(self, message: str = "event cancelled by queue shutdown") -> None:
         super().__init__(message)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShutdownError:
+            return NotImplemented
+        return self.args == other.args
+
+    def __hash__(self) -> int:
+        return hash((ShutdownError, self.args))

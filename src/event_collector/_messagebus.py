@@ -47,7 +47,7 @@ class InitializedQueue(BusEvent):
     """
 
     #: The queue that started.
-    collector_queue: CollectorQueue
+    collector_queue: CollectorQueue[Any]
 
 
 @final
@@ -61,7 +61,7 @@ class ShutDownQueue(BusEvent):
     """
 
     #: The queue that stopped.
-    collector_queue: CollectorQueue
+    collector_queue: CollectorQueue[Any]
 
 
 @final

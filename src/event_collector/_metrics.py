@@ -6,11 +6,42 @@ from __future__ import annotations
 
 import collections
 import datetime
+import math
 from typing import final
 
 import attrs
 
-__all__ = ["Metrics", "MetricsRecorder"]
+__all__ = ["Metrics", "MetricsRecorder", "QueueStatistics"]
+
+
+@final
+@attrs.frozen
+class QueueStatistics:
+    """
+    A snapshot of a queue's pool and channel, from :meth:`CollectorQueue.statistics`.
+
+    Counts only, read in O(1): what tests, dashboards and the distributed worker's flow
+    control need to know about the queue now. ``idle + busy == consumers``.
+    """
+
+    #: Consumer tasks in the pool.
+    consumers: int
+    #: Consumers waiting for an event (parked in the channel, or about to start).
+    idle: int
+    #: Consumers with an event in hand.
+    busy: int
+    #: Events waiting in the queue for a consumer.
+    queued: int
+    #: Events sent and not yet resolved: ``queued + busy``.
+    in_flight: int
+    #: The queue's ``max_queue_size``.
+    max_queue_size: int | float
+    #: Events sent since the queue started.
+    sent: int
+    #: Events completed (resolved by a consumer) since the queue started.
+    completed: int
+    #: Whether the queue has stopped taking events (shutting down or stopped).
+    closed: bool
 
 
 @final
@@ -34,8 +65,10 @@ class Metrics:
     consumers: int
     #: ``(qsize + busy) / consumers``: above 1, events wait; 0 with no consumers.
     load: float
-    #: Mean of the load sampled every ``monitor_interval`` over the last
-    #: ``avg_load_interval`` seconds.
+    #: Mean load over the last ``avg_load_interval`` seconds, weighted by time: the load
+    #: sampled every ``monitor_interval`` holds since the sample before, the load now since
+    #: the last sample, and a stretch in which the queue was idle (its supervisor asleep,
+    #: taking no samples) counts as load 0.
     avg_load: float
     #: Mean seconds from a consumer taking an event to its results being set, over the last
     #: ``event_service_data_window_size`` completed events.
@@ -66,11 +99,11 @@ class Metrics:
 @final
 class MetricsRecorder:
     """
-    Counts arrivals and completions and keeps the windows behind :class:`Metrics`.
+    Keeps the windows behind :class:`Metrics`.
 
-    The per-event work is a counter increment on send and one ring-buffer update on
-    completion. Everything windowed in time is sampled by the monitor every
-    ``monitor_interval`` (:meth:`sample`), so reading metrics never scans events.
+    The per-event work is one ring-buffer update on completion (:meth:`served`). Everything
+    windowed in time is sampled by the monitor (:meth:`sample`), so reading metrics never
+    scans events. Arrivals are counted by the queue's channel and passed in.
 
     Args:
         start: Start time of the queue (trio clock).
@@ -81,19 +114,22 @@ class MetricsRecorder:
     """
 
     __slots__ = (
-        "_load_sum",
+        "_last_sample",
+        "_load_area",
+        "_load_time",
         "_load_window",
         "_loads",
+        "_loads_busy",
         "_marks",
         "_rate_window",
         "_ring_index",
         "_service_sum",
         "_services",
         "_start",
+        "_trimmed",
         "_wait_sum",
         "_waits",
         "_warmup",
-        "arrivals",
         "departures",
     )
 
@@ -110,8 +146,6 @@ class MetricsRecorder:
         self._rate_window = rate_window
         self._load_window = load_window
         self._warmup = warmup
-        #: Events sent (incremented by the publisher).
-        self.arrivals = 0
         #: Events completed.
         self.departures = 0
         self._services: list[float] = [0.0] * service_window
@@ -122,9 +156,14 @@ class MetricsRecorder:
         # (time, arrivals, departures) at each sample, oldest first, within the rate window.
         self._marks: collections.deque[tuple[float, int, int]] = collections.deque()
         self._marks.append((start, 0, 0))
-        # (time, load) at each sample within the load window, and their sum.
-        self._loads: collections.deque[tuple[float, float]] = collections.deque()
-        self._load_sum = 0.0
+        # (end, load, duration) of each sample: the load held over (end - duration, end].
+        # Their sums: load x duration (the area) and duration; and how many have load > 0.
+        self._loads: collections.deque[tuple[float, float, float]] = collections.deque()
+        self._load_area = 0.0
+        self._load_time = 0.0
+        self._loads_busy = 0
+        self._trimmed = 0  # entries dropped since the sums were last recomputed
+        self._last_sample = start
 
     def served(self, wait: float, service: float) -> None:
         """
@@ -146,13 +185,25 @@ class MetricsRecorder:
         completed = min(self.departures, len(self._services))
         return max(self._service_sum / completed, 0.0) if completed else 0.0
 
-    def sample(self, now: float, load: float) -> None:
+    def sample(self, now: float, load: float, arrivals: int) -> None:
         """
-        Take the periodic sample: the current load and the arrival/departure counts.
+        Take the periodic sample: ``load`` held since the last sample, and the counts.
+
+        Args:
+            now: The time of the sample.
+            load: The load since the previous sample (the load now, for a periodic sample;
+                0 for a stretch the queue spent idle).
+            arrivals: Events sent since the queue started.
         """
-        self._marks.append((now, self.arrivals, self.departures))
-        self._loads.append((now, load))
-        self._load_sum += load
+        self._marks.append((now, arrivals, self.departures))
+        duration = now - self._last_sample
+        self._last_sample = now
+        if duration > 0:
+            self._loads.append((now, load, duration))
+            self._load_area += load * duration
+            self._load_time += duration
+            if load:
+                self._loads_busy += 1
         self._trim(now)
 
     def _trim(self, now: float) -> None:
@@ -160,22 +211,54 @@ class MetricsRecorder:
         while len(marks) > 1 and marks[1][0] <= now - self._rate_window:
             marks.popleft()
         while loads and loads[0][0] <= now - self._load_window:
-            self._load_sum -= loads.popleft()[1]
+            _, load, duration = loads.popleft()
+            self._load_area -= load * duration
+            self._load_time -= duration
+            if load:
+                self._loads_busy -= 1
+            self._trimmed += 1
+        # Running sums drift by rounding (a long-idle queue read 1.9e-15): recompute them
+        # exactly once as many entries have left as there are (amortised O(1)), and hold
+        # the area at exactly 0 while no entry has load.
+        if self._trimmed > len(loads):
+            self._trimmed = 0
+            self._load_area = math.fsum(load * duration for _, load, duration in loads)
+            self._load_time = math.fsum(duration for _, _, duration in loads)
+        if not self._loads_busy:
+            self._load_area = 0.0
 
-    def snapshot(self, now: float, qsize: int, busy: int, consumers: int) -> Metrics:
+    def _avg_load(self, now: float, load_now: float) -> float:
         """
-        Return the metrics at ``now`` for the given instantaneous counts.
+        Return the time-weighted mean load over the window ending at ``now``.
+
+        The samples in the window, plus the time since the last one at the load now (0 while
+        the queue is idle and its supervisor asleep, however long that has been).
+        """
+        window_start = now - self._load_window
+        tail = now - max(self._last_sample, window_start)
+        area, time = self._load_area + load_now * tail, self._load_time + tail
+        if self._loads:
+            end, load, duration = self._loads[0]
+            outside = (end - duration) - window_start
+            if outside < 0:  # the oldest entry began before the window: count its inside
+                area += load * outside
+                time += outside
+        return max(area / time, 0.0) if time > 0 else 0.0
+
+    def snapshot(self, now: float, arrivals: int, qsize: int, busy: int, consumers: int) -> Metrics:
+        """
+        Return the metrics at ``now`` for the given counts.
         """
         self._trim(now)
         load = (qsize + busy) / consumers if consumers else 0.0
         since, arrived, departed = self._marks[0]
         elapsed = now - since
-        arrival_rate = (self.arrivals - arrived) / elapsed if elapsed > 0 else 0.0
+        arrival_rate = (arrivals - arrived) / elapsed if elapsed > 0 else 0.0
         departure_rate = (self.departures - departed) / elapsed if elapsed > 0 else 0.0
         if now - self._start < self._warmup:
             avg_load = service_time = wait_time = 0.0
         else:
-            avg_load = max(self._load_sum / len(self._loads), 0.0) if self._loads else 0.0
+            avg_load = self._avg_load(now, load)
             completed = min(self.departures, len(self._services))
             service_time = self.mean_service_time()
             wait_time = max(self._wait_sum / completed, 0.0) if completed else 0.0

@@ -1,106 +1,101 @@
 """
-The consumer pool: tasks that take events off the queue and hand them to the router.
+The consumer pool: tasks that take events off the queue's channel and hand them to the router.
 
 Each consumer runs under a cancel scope of its own. Growing the pool spawns consumers at
-once; shrinking it cancels the scopes of idle consumers only, so no consumer is ever stopped
-in the middle of an event.
+once; shrinking it cancels the scopes of consumers parked in the channel only, so no consumer
+is ever stopped with an event in hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, final
+from typing import Generic, TypeVar, final
 
 import attrs
 import trio
+from trio.lowlevel import Task, enable_ki_protection
 
-from ._data import Error, Ok, ResultList
+from ._channels import EMPTY, QueueChannel
+from ._delivery import InFlight, in_flight
+from ._event import SCHEDULE_EVERY, CollectorEvent
 from ._logging import FilteringBoundLogger
-from ._publisher import SCHEDULE_EVERY, CollectorEvent
-from ._router import InFlight, Router, in_flight
+from ._router import Router
 
 __all__ = ["ConsumerPool"]
 
-
-@attrs.define(eq=False)
-class _Consumer(InFlight):
-    #: Cancelled to retire the consumer, and only while it is idle.
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    #: True while waiting for an event (or just handed one and not yet awake).
-    idle: bool = False
-    #: Set with the scope's cancellation (``CancelScope.cancel_called`` reads the clock).
-    retired: bool = False
-
-
-class EventReceiver(Protocol):
-    """
-    The receive side of the queue's channel: a trio memory channel or an ordered one.
-    """
-
-    async def receive(self) -> CollectorEvent: ...
-    def receive_nowait(self) -> CollectorEvent: ...
-    def statistics(self) -> trio.MemoryChannelStatistics: ...
-    def close(self) -> None: ...
-
+T = TypeVar("T")
 
 #: Called after each event: (seconds it waited in the queue, seconds in service).
 ServiceHook = Callable[[float, float], None]
 
 
 @final
-class ConsumerPool:
+@attrs.define(eq=False)
+class _Consumer:
+    #: Cancelled to retire the consumer (only while it is parked), or by shutdown.
+    scope: trio.CancelScope
+    #: What it is delivering, for partial results if it is cancelled mid-event.
+    flight: InFlight
+
+
+@final
+class ConsumerPool(Generic[T]):
     """
     The consumers of one queue, all children of one nursery.
 
     Args:
         nursery: Where consumers run.
-        channel: The queue's receive side.
+        channel: The queue's channel, which the consumers receive from.
         router: Delivers each event's payload.
         log: The queue's logger.
+        failure_level: The level at which per-event failures are logged (None: not).
         now: The run's clock (``trio.current_time``).
         on_served: Told the wait and service time of every completed event.
-        on_empty: Called once the last consumer has exited after :meth:`close`.
     """
 
     def __init__(
         self,
         nursery: trio.Nursery,
-        channel: EventReceiver,
-        router: Router,
+        channel: QueueChannel[CollectorEvent[T]],
+        router: Router[T],
         log: FilteringBoundLogger,
+        failure_level: int | None,
         now: Callable[[], float],
         on_served: ServiceHook,
-        on_empty: Callable[[], None],
     ) -> None:
         self._nursery = nursery
         self._channel = channel
         self._router = router
         self._log = log
+        self._failure_level = failure_level
         self._now = now
         self._on_served = on_served
-        self._on_empty = on_empty
-        self._consumers: dict[_Consumer, None] = {}  # ordered: oldest first
-        # Consumers spawned and not yet exited, run or not: the nursery's children. It closes
-        # for good once its body is done (sealed) and this reaches 0.
-        self._active = 0
-        self._sealed = False
+        self._consumers: dict[Task, _Consumer] = {}  # the running ones
+        self._size = 0  # spawned and not exited: the nursery's children
+        self._starting = 0  # spawned and not yet running
+        self._all_started: trio.Event | None = None  # for wait_started()
         self._closing = False
-        self._finished = False
-        #: Consumers waiting for an event, including those handed one and not yet awake.
-        self.idle = 0
-        #: Events sent to waiting consumers that have not woken up yet (so ``idle - handed``
-        #: consumers are free), and events sent when none was free. The publisher counts
-        #: them up, each consumer that takes an event counts one down: together they are
-        #: the events sent and not yet taken.
-        self.handed = 0
-        self.unclaimed = 0
 
     @property
     def size(self) -> int:
         """
-        Number of consumers running or starting.
+        Consumers running or about to run.
         """
-        return self._active
+        return self._size
+
+    @property
+    def idle(self) -> int:
+        """
+        Consumers parked in the channel waiting for an event, or about to start.
+        """
+        return self._starting + self._channel.parked
+
+    @property
+    def busy(self) -> int:
+        """
+        Consumers with an event in hand (processing it, or handed it and about to wake).
+        """
+        return self._size - self._starting - self._channel.parked
 
     @property
     def closing(self) -> bool:
@@ -109,176 +104,114 @@ class ConsumerPool:
         """
         return self._closing
 
-    def busy(self) -> int:
+    def serves(self, flight: InFlight | None) -> bool:
         """
-        Return the number of consumers processing an event now, or handed one.
+        Whether ``flight`` is the delivery record of one of this pool's consumers.
         """
-        return len(self._consumers) - self.idle + self.handed
+        return flight is not None and flight.owner is self
 
     def grow(self, count: int) -> None:
         """
-        Spawn ``count`` consumers, counted in :attr:`size` from now on.
+        Spawn ``count`` consumers, counted in :attr:`size` (and as idle) from now on.
 
-        Each runs at the next schedule point and, until then, is neither idle nor busy:
-        events sent meanwhile wait in the channel, which the consumer reads first. Not
-        ``nursery.start``: waiting for each consumer to be ready bought nothing, since an
-        event waits for a consumer either way, and it cost 3 ms per hundred consumers where
-        spawning costs 0.5 ms. Growing goes on during a graceful shutdown (to drain faster)
-        and stops once the last consumer has exited, when the nursery is closed.
+        Each runs at the next schedule point; events sent meanwhile wait in the channel,
+        which a new consumer reads first. Not ``nursery.start``: waiting for each consumer
+        to be ready bought nothing, since an event waits for a consumer either way, and it
+        cost 3 ms per hundred consumers where spawning costs 0.5 ms. Growing goes on during
+        a graceful shutdown (to drain faster) and stops once the last consumer has left,
+        when the nursery closes.
         """
-        if self._finished or count <= 0 or (self._sealed and self._active == 0):
+        if count <= 0 or (self._closing and self._size == 0):
             return
-        self._active += count
+        self._size += count
+        self._starting += count
         for _ in range(count):
-            self._nursery.start_soon(self._consume, _Consumer(self._log), None)
+            flight = InFlight(self._log, self._failure_level, owner=self)
+            self._nursery.start_soon(self._consume, _Consumer(trio.CancelScope(), flight))
 
     def retire(self, count: int) -> int:
         """
-        Stop up to ``count`` idle consumers, newest first, and return how many were stopped.
+        Stop up to ``count`` consumers parked in the channel, the last parked first.
 
-        A retired consumer that was handed an event in the same instant passes the event on
-        to a fresh consumer, so the pool may be back one consumer later.
+        A parked consumer holds no event, and cancelling it takes it out of the channel at
+        once, so no event sent afterwards can go to it.
+
+        Returns:
+            How many were stopped.
         """
+        if self._closing:
+            return 0
         retired = 0
-        for consumer in reversed(self._consumers):
-            if retired == count:
-                break
-            if consumer.idle and not consumer.retired:
-                consumer.retired = True
-                consumer.scope.cancel()
-                retired += 1
+        for task in self._channel.parked_receivers()[:count]:
+            self._consumers[task].scope.cancel()
+            retired += 1
         return retired
 
     def close(self) -> None:
         """
-        Note that the queue is shutting down: the last consumer out calls ``on_empty``.
+        Note that the queue is shutting down: the pool no longer shrinks.
         """
         self._closing = True
-        if self._active == 0:
-            self._empty()
 
-    def seal(self) -> None:
+    async def wait_started(self) -> None:
         """
-        Note that the body of the pool's nursery is done.
-
-        Once the last consumer has left, the nursery is closed and the pool starts no more.
+        Wait until every consumer spawned so far has started (and so is parked, or busy).
         """
-        self._sealed = True
+        if self._starting:
+            self._all_started = trio.Event()
+            await self._all_started.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
-    async def _consume(
-        self,
-        consumer: _Consumer,
-        event: CollectorEvent | None,
-    ) -> None:
-        in_flight.set(consumer)
-        self._consumers[consumer] = None
-        router, log, now, on_served = self._router, self._log, self._now, self._on_served
-        receive = self._channel.receive
-        receive_nowait = self._channel.receive_nowait
-        taken = 0  # events taken from the buffer since the last schedule point
-        select = router.select if router._selects() else None
-        key_tuples = {collector: (collector.key,) for collector in router.collectors}
+    @enable_ki_protection
+    async def _consume(self, consumer: _Consumer) -> None:
+        """
+        Take events and deliver them until the channel ends or the consumer is cancelled.
+
+        Protected from KeyboardInterrupt (which then reaches the main task at its next
+        checkpoint, as in trio's own code) everywhere but inside the router and processors:
+        an event taken from the channel is always resolved.
+        """
+        task = trio.lowlevel.current_task()
+        self._starting -= 1
+        if not self._starting and self._all_started is not None:
+            self._all_started.set()  # it parks before the waiter runs
+        self._consumers[task] = consumer
+        flight = consumer.flight
+        in_flight.set(flight)
+        channel = self._channel
+        take, park = channel.receive_nowait, channel.park
+        route, now, on_served = self._router._route, self._now, self._on_served
+        taken = 0  # events taken without a schedule point
+        event: CollectorEvent[T] | None = None
         try:
             with consumer.scope:
                 while True:
-                    if event is None and self.unclaimed and taken < SCHEDULE_EVERY:
-                        # Events are waiting: take the next without a schedule point (a
-                        # cancel point still), as send() does, up to SCHEDULE_EVERY in a row.
-                        await trio.lowlevel.checkpoint_if_cancelled()
-                        try:
-                            event = receive_nowait()
-                        except trio.WouldBlock:
-                            pass
-                        except trio.EndOfChannel:
-                            return
-                        else:
-                            taken += 1
-                            self.unclaimed -= 1
-                    if event is None:
+                    # Take a waiting event without a schedule point (a cancel point still),
+                    # up to SCHEDULE_EVERY in a row, as send() does.
+                    if taken >= SCHEDULE_EVERY and channel.queued:
+                        await trio.lowlevel.checkpoint()
                         taken = 0
-                        consumer.idle = True
-                        self.idle += 1
-                        try:
-                            event = await receive()
-                        except trio.EndOfChannel:
-                            return
-                        consumer.idle = False
-                        self.idle -= 1
-                        if self.handed:
-                            self.handed -= 1
-                        elif self.unclaimed:
-                            self.unclaimed -= 1
-                        if consumer.retired:
-                            # Retired in the instant between being handed this event and
-                            # waking up: run it in a fresh consumer, not under a cancelled
-                            # scope.
-                            self._active += 1
-                            fresh = _Consumer(self._log)
-                            self._nursery.start_soon(self._consume, fresh, event)
-                            return
-                    payload = event.payload
+                    else:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                    event = take()
+                    if event is EMPTY:
+                        event = None
+                        taken = 0
+                        event = await park()
+                    else:
+                        taken += 1
                     started = now()
-                    # A lone result is kept with its key; the event builds a list if asked.
-                    outcome: ResultList | Ok[Any] | Error
-                    key: tuple[str | None, ...] = ()
-                    try:
-                        if select is None:
-                            consumer.collectors = ()  # until the router calls deliver
-                            outcome = await router.handle_event(payload)
-                            if type(outcome) is not ResultList:
-                                raise TypeError(
-                                    f"router must return a ResultList, got {type(outcome).__name__}"
-                                )
-                        else:
-                            collectors = select(payload)
-                            if len(collectors) == 1:
-                                collector = collectors[0]
-                                consumer.collectors = collectors
-                                if collector.timeout is not None:
-                                    result = await collector.process(payload, log=log)
-                                else:
-                                    # Collector.process without its own coroutine frame:
-                                    # this is the per-event path.
-                                    try:
-                                        # typed Ok | Error, but user code may return anything
-                                        returned: object = await collector.processor(
-                                            payload, collector.ctx
-                                        )
-                                    except Exception as exc:
-                                        result = collector._failed(exc, log)
-                                    else:
-                                        if type(returned) is Ok or type(returned) is Error:
-                                            result = returned
-                                        else:
-                                            result = collector._wrong_type(returned)
-                                outcome = result
-                                key = key_tuples.get(collector) or (collector.key,)
-                            else:
-                                outcome = await router.deliver(payload, collectors)
-                    except Exception as exc:
-                        log.error("router_failed", exc_info=exc)
-                        outcome, key = Error(exc), (None,)
-                    except BaseException:
-                        event._resolve(consumer.cancelled_results())
-                        raise
+                    outcome, key = await route(event.payload, flight)
                     event._resolve(outcome, key)
                     on_served(started - event.sent_at, now() - started)
                     event = None
+        except trio.EndOfChannel:
+            pass
+        except BaseException:
+            if event is not None:
+                event._resolve(flight.cancelled_results())
+            raise
         finally:
-            del self._consumers[consumer]
-            if consumer.idle:
-                self.idle -= 1
-                self.handed = min(self.handed, self.idle)
-            self._gone()
-
-    def _gone(self) -> None:
-        """
-        Account for a consumer that has exited.
-        """
-        self._active -= 1
-        if self._closing and self._active == 0:
-            self._empty()
-
-    def _empty(self) -> None:
-        self._finished = True
-        self._on_empty()
+            del self._consumers[task]
+            self._size -= 1

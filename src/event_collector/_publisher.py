@@ -1,176 +1,74 @@
 """
-The producer side: :class:`EventPublisher` and the :class:`CollectorEvent` it returns.
+The producer side: :class:`EventPublisher`, which turns payloads into events on the queue.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
-import attrs
 import trio
 
-from ._data import Error, Ok, Payload, ResultList, _result_list
+from ._channels import QueueChannel
+from ._data import Payload
+from ._event import CollectorEvent
+from ._public import NoPublicConstructor
 
 if TYPE_CHECKING:
-    from ._metrics import MetricsRecorder
-    from ._pool import ConsumerPool
+    from ._scaling import Supervisor
 
-__all__ = ["SCHEDULE_EVERY", "CollectorEvent", "EventPublisher"]
+__all__ = ["EventPublisher"]
 
-#: How many non-blocking steps in a row may skip the schedule point: a ``send`` that adds to
-#: a backlog, a ``wait`` on a done event, a consumer taking a waiting event. Each is still a
-#: cancel point, and every ``SCHEDULE_EVERY``-th (counted across the process for send/wait,
-#: per consumer for takes) yields: a task looping on them still lets the others run, and
-#: a task switch is paid once per batch instead of once per event. A ``send`` that wakes a
-#: consumer always yields to it. (``trio.lowlevel.checkpoint`` allows the scheduler the same
-#: choice; trio issue #1757 proposes making it by time.)
-SCHEDULE_EVERY: Final = 16
+T = TypeVar("T")
 
 
-#: Called per non-blocking ``send`` or ``wait``: True on every SCHEDULE_EVERY-th call, when
-#: it is a schedule point.
-_schedule_now = itertools.cycle((False,) * (SCHEDULE_EVERY - 1) + (True,)).__next__
+def _closed() -> trio.ClosedResourceError:
+    return trio.ClosedResourceError(
+        "the collector queue is shut down or shutting down: it takes no more events"
+    )
 
 
 @final
-@attrs.define(eq=False, repr=False)
-class CollectorEvent:
-    """
-    A sent payload and, once its collectors are done, its results.
-
-    Returned by :meth:`EventPublisher.send`; works like a future. Every event sent to a
-    queue resolves exactly once, shutdown included.
-    """
-
-    #: The payload as sent.
-    payload: Payload[Any]
-    #: ``trio.current_time()`` when the event entered the queue.
-    sent_at: float
-    # The results once done: a ResultList, or the lone result of a one-collector delivery
-    # with its key in _key (the ResultList is then built when asked for, so a finished
-    # event keeps no list and tuple of its own alive: they are per-event GC load).
-    _outcome: ResultList | Ok[Any] | Error | None = attrs.field(default=None, init=False)
-    _key: tuple[str | None, ...] = attrs.field(default=(), init=False)
-    # Created by the first wait() that has to block: most events are never waited for
-    # before they are done, so most never need one.
-    _done: trio.Event | None = attrs.field(default=None, init=False)
-
-    def __repr__(self) -> str:
-        state = "pending" if self._outcome is None else "done"
-        return f"<CollectorEvent {state} payload={self.payload!r}>"
-
-    @property
-    def done(self) -> bool:
-        """
-        Whether the results are in.
-        """
-        return self._outcome is not None
-
-    def get_result(self) -> ResultList | None:
-        """
-        Return the results, or None while the event is still queued or processing.
-
-        Every call returns an equal ResultList (not always the same object).
-        """
-        outcome = self._outcome
-        if outcome is None or type(outcome) is ResultList:
-            return outcome
-        return _result_list((outcome,), self._key)
-
-    async def wait(self) -> ResultList:
-        """
-        Wait until the event is done and return its results.
-
-        Any number of tasks may wait; each gets an equal ResultList. Returns at once if the
-        event is already done: a cancel point, and a schedule point every
-        :data:`~event_collector.queue.SCHEDULE_EVERY` such calls. On cancellation nothing
-        happens to the event: wait again later.
-        """
-        if self._outcome is not None:
-            if _schedule_now():
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.lowlevel.checkpoint_if_cancelled()
-        else:
-            if self._done is None:
-                self._done = trio.Event()
-            await self._done.wait()
-        results = self.get_result()
-        assert results is not None
-        return results
-
-    def _resolve(
-        self, outcome: ResultList | Ok[Any] | Error, key: tuple[str | None, ...] = ()
-    ) -> None:
-        """
-        Set the results: a ResultList, or one result and its key (a 1-tuple).
-        """
-        if self._outcome is not None:
-            raise RuntimeError("event resolved twice")
-        self._outcome = outcome
-        self._key = key
-        if self._done is not None:
-            self._done.set()
-
-
-class EventSender(Protocol):
-    """
-    The send side of the queue's channel: a trio memory channel or an ordered one.
-    """
-
-    async def send(self, value: CollectorEvent, /) -> None: ...
-    def send_nowait(self, value: CollectorEvent, /) -> None: ...
-    def close(self) -> None: ...
-
-
-@final
-class EventPublisher:
+class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
     """
     Sends payloads to a running :class:`~event_collector.CollectorQueue`.
 
     Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
     """
 
-    __slots__ = ("_channel", "_now", "_on_backlog", "_pool", "_recorder")
+    __slots__ = ("_channel", "_now", "_pacer", "_supervisor")
 
-    def __init__(
-        self,
-        channel: EventSender,
+    @classmethod
+    def _new(
+        cls,
+        channel: QueueChannel[CollectorEvent[T]],
         now: Callable[[], float],
-        recorder: MetricsRecorder,
-        pool: ConsumerPool,
-        on_backlog: Callable[[], None] | None,
+        pacer: Callable[[], bool],
+        supervisor: Supervisor,
+    ) -> EventPublisher[T]:
+        """
+        Build the publisher of a starting queue (users never build one: no ``__init__``).
+        """
+        publisher: EventPublisher[T] = cls._create()
+        publisher._init(channel, now, pacer, supervisor)
+        return publisher
+
+    def _init(
+        self,
+        channel: QueueChannel[CollectorEvent[T]],
+        now: Callable[[], float],
+        pacer: Callable[[], bool],
+        supervisor: Supervisor,
     ) -> None:
         self._channel = channel
         self._now = now
-        self._recorder = recorder
-        self._pool = pool
-        self._on_backlog = on_backlog
+        self._pacer = pacer
+        self._supervisor = supervisor
 
-    def _event(self, payload: object) -> CollectorEvent:
-        if type(payload) is not Payload:
-            payload = Payload(payload)
-        return CollectorEvent(payload, self._now())
+    def __repr__(self) -> str:
+        return f"<EventPublisher at {id(self):#x}>"
 
-    def _sent(self) -> bool:
-        """
-        Count a queued event; return whether a waiting consumer takes it.
-        """
-        self._recorder.arrivals += 1
-        pool = self._pool
-        if pool.idle > pool.handed:
-            pool.handed += 1  # a waiting consumer has it (or will take it from the buffer)
-            return True
-        pool.unclaimed += 1
-        # A backlog: every consumer busy, or two events with no consumer to take them (one
-        # is usually just the next of a consumer about to wake: no reason to grow).
-        if self._on_backlog is not None and (not pool.idle or pool.unclaimed > 1):
-            self._on_backlog()
-        return False
-
-    async def send(self, payload: Payload[Any] | object) -> CollectorEvent:
+    async def send(self, payload: Payload[Any] | object) -> CollectorEvent[T]:
         """
         Queue ``payload``, waiting for room when the queue is at ``max_queue_size``.
 
@@ -186,35 +84,40 @@ class EventPublisher:
 
         Always a cancel point. A schedule point when it wakes a consumer (to let it start)
         or waits for room; a send that adds to a backlog is one every
-        :data:`~event_collector.queue.SCHEDULE_EVERY` such sends. On cancellation nothing is
-        queued.
+        :data:`~event_collector.queue.SCHEDULE_EVERY` such sends.
+
+        On cancellation nothing is queued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        event = self._event(payload)
+        event: CollectorEvent[T] = CollectorEvent(
+            payload if type(payload) is Payload else Payload(payload), self._now(), self._pacer
+        )
+        channel, supervisor = self._channel, self._supervisor
         try:
-            self._channel.send_nowait(event)
+            handed = channel.send_nowait(event)
         except trio.WouldBlock:
-            # The queue is full. Count the event as waiting before a consumer can take it
-            # (it may be taken before this task resumes), and grow the pool for it now.
-            pool = self._pool
-            pool.unclaimed += 1
-            if self._on_backlog is not None:
-                self._on_backlog()
+            supervisor.wake()  # a full queue: grow the pool for it now
             try:
-                await self._channel.send(event)
-            except BaseException:
-                if pool.unclaimed:  # not sent: no consumer took it
-                    pool.unclaimed -= 1
-                raise
-            self._recorder.arrivals += 1
+                await channel.send(event)
+            except trio.ClosedResourceError:
+                raise _closed() from None
+            return event
+        except trio.ClosedResourceError:
+            raise _closed() from None
+        if handed:
+            # Yield to the consumer this event woke, so that it starts at once.
+            if supervisor.sleeping:
+                supervisor.wake()
+            await trio.lowlevel.cancel_shielded_checkpoint()
         else:
-            # Yield to a consumer this event wakes; an event that joins a backlog waits
-            # for a busy consumer anyway, so the sender may go on (up to a point).
-            if self._sent() or _schedule_now():
+            # A backlog: a busy consumer takes it anyway, so go on (up to a point).
+            if channel.queued > supervisor.wake_above:
+                supervisor.wake()
+            if self._pacer():
                 await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
-    def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent:
+    def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent[T]:
         """
         Queue ``payload`` if there is room now.
 
@@ -228,7 +131,20 @@ class EventPublisher:
             trio.WouldBlock: The queue is at ``max_queue_size``; nothing was queued.
             trio.ClosedResourceError: The queue is shutting down or has stopped.
         """
-        event = self._event(payload)
-        self._channel.send_nowait(event)
-        self._sent()
+        event: CollectorEvent[T] = CollectorEvent(
+            payload if type(payload) is Payload else Payload(payload), self._now(), self._pacer
+        )
+        channel, supervisor = self._channel, self._supervisor
+        try:
+            handed = channel.send_nowait(event)
+        except trio.WouldBlock:
+            supervisor.wake()  # a full queue: grow the pool for it now
+            raise
+        except trio.ClosedResourceError:
+            raise _closed() from None
+        if handed:
+            if supervisor.sleeping:
+                supervisor.wake()
+        elif channel.queued > supervisor.wake_above:
+            supervisor.wake()
         return event

@@ -5,59 +5,24 @@ Routers: which collectors receive a payload, and running them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextvars import ContextVar
-from typing import Any, final
+from typing import Any, Generic, TypeVar, final
 
-import attrs
 import trio
+from trio.lowlevel import disable_ki_protection
 
 from ._collector import Collector
-from ._data import _KEY, _TOPIC, Error, Ok, Payload, ResultList, _AnyResult, _result_list
-from ._errors import ShutdownError
-from ._logging import FilteringBoundLogger, logger
+from ._data import _KEY, _TOPIC, Error, Ok, Payload, Result, ResultList, _result_list
+from ._delivery import InFlight, in_flight, log_failure
 
 __all__ = ["Router", "SimpleRouter"]
 
+T = TypeVar("T")
 
 #: The result of an event that matched no collector: one ``Ok(None)``, nothing delivered.
-NOT_DELIVERED = _result_list((Ok(None),), (None,))
+NOT_DELIVERED: ResultList[Any] = _result_list((Ok(None),), (None,))
 
 
-@attrs.define(eq=False)
-class InFlight:
-    """
-    What one consumer task is delivering right now.
-
-    :meth:`Router.deliver` records the collectors it runs and their results as they come, so
-    that when shutdown cancels the consumer mid-event the event still gets one result per
-    collector: ``Ok`` for those that finished, ``Error(ShutdownError())`` for the rest.
-    """
-
-    log: FilteringBoundLogger
-    #: The collectors of the event being delivered (set before any of them runs).
-    collectors: Sequence[Collector] = ()
-    #: Their results so far, while a fan-out to several collectors is running.
-    results: list[_AnyResult | None] | None = None
-
-    def cancelled_results(self) -> ResultList:
-        """
-        Return the results of the event whose delivery was cancelled.
-        """
-        collectors, results = self.collectors, self.results
-        if not collectors:
-            return _result_list((Error(ShutdownError()),), (None,))
-        done = results if results is not None else [None] * len(collectors)
-        return _result_list(
-            tuple(Error(ShutdownError()) if r is None else r for r in done),
-            tuple(c.key for c in collectors),
-        )
-
-
-#: Set once in each consumer task; read by :meth:`Router.deliver`.
-in_flight: ContextVar[InFlight] = ContextVar("event_collector_in_flight")
-
-
-class Router:
+class Router(Generic[T]):
     """
     Base class of routers: given a payload, run the right collectors and return results.
 
@@ -74,17 +39,13 @@ class Router:
         collectors: The queue's collectors, in registration order.
     """
 
-    def __init__(self, collectors: Sequence[Collector]) -> None:
-        self.collectors: tuple[Collector, ...] = tuple(collectors)
+    def __init__(self, collectors: Sequence[Collector[T]]) -> None:
+        self.collectors: tuple[Collector[T], ...] = tuple(collectors)
+        # The 1-tuple of each collector's key, made once: a one-collector result keeps it.
+        self._keys = {collector: (collector.key,) for collector in self.collectors}
+        self._selects = type(self).handle_event is Router.handle_event
 
-    @classmethod
-    def _selects(cls) -> bool:
-        """
-        Whether delivery is the default one, driven by :meth:`select`.
-        """
-        return cls.handle_event is Router.handle_event
-
-    def select(self, payload: Payload[Any]) -> Sequence[Collector]:
+    def select(self, payload: Payload[Any]) -> Sequence[Collector[T]]:
         """
         Return the collectors ``payload`` goes to, in the order results should come back.
 
@@ -92,7 +53,7 @@ class Router:
         """
         raise NotImplementedError(f"{type(self).__name__} must override select or handle_event")
 
-    async def handle_event(self, payload: Payload[Any]) -> ResultList:
+    async def handle_event(self, payload: Payload[Any]) -> ResultList[T]:
         """
         Deliver ``payload`` and return one result per collector reached.
 
@@ -105,7 +66,9 @@ class Router:
         """
         return await self.deliver(payload, self.select(payload))
 
-    async def deliver(self, payload: Payload[Any], collectors: Sequence[Collector]) -> ResultList:
+    async def deliver(
+        self, payload: Payload[Any], collectors: Sequence[Collector[T]]
+    ) -> ResultList[T]:
         """
         Run ``payload`` through ``collectors`` concurrently and gather their results.
 
@@ -121,21 +84,19 @@ class Router:
         processors are cancelled and ``trio.Cancelled`` propagates.
         """
         flight = in_flight.get(None)
-        log = logger if flight is None else flight.log
         if len(collectors) == 1:
             collector = collectors[0]
             if flight is not None:
                 flight.collectors = collectors
-            result = await collector.process(payload, log=log)
-            return _result_list((result,), (collector.key,))
+            return _result_list((await collector.process(payload),), (collector.key,))
         if not collectors:
             return NOT_DELIVERED
-        results: list[_AnyResult | None] = [None] * len(collectors)
+        results: list[Result[T] | None] = [None] * len(collectors)
         if flight is not None:
             flight.collectors, flight.results = collectors, results
 
-        async def run(index: int, collector: Collector) -> None:
-            results[index] = await collector.process(payload, log=log)
+        async def run(index: int, collector: Collector[T]) -> None:
+            results[index] = await collector.process(payload)
 
         last = len(collectors) - 1
         async with trio.open_nursery() as nursery:
@@ -148,9 +109,42 @@ class Router:
             tuple(r for r in results if r is not None), tuple(c.key for c in collectors)
         )
 
+    @disable_ki_protection
+    async def _route(
+        self, payload: Payload[Any], flight: InFlight
+    ) -> tuple[ResultList[T] | Result[T], tuple[str | None, ...]]:
+        """
+        Deliver ``payload`` for a consumer: the results, or a lone result and its key.
+
+        The consumer's own code is protected from KeyboardInterrupt; this runs the router's
+        and the processors' code, which is not, as no task's code is by default.
+
+        A router failure (an exception from ``select`` or ``handle_event``, or a
+        ``handle_event`` that returns no ResultList) is the event's single ``Error``.
+        """
+        try:
+            if not self._selects:
+                flight.collectors = ()  # until the router calls deliver
+                results = await self.handle_event(payload)
+                if type(results) is not ResultList:
+                    raise TypeError(
+                        f"router must return a ResultList, got {type(results).__name__}"
+                    )
+                return results, ()
+            collectors = self.select(payload)
+            if len(collectors) != 1:
+                return await self.deliver(payload, collectors), ()
+            collector = collectors[0]
+            flight.collectors = collectors
+            result = await collector.process(payload)
+            return result, self._keys.get(collector) or (collector.key,)
+        except Exception as exc:
+            log_failure("router_failed", exc)
+            return Error(exc), (None,)
+
 
 @final
-class SimpleRouter(Router):
+class SimpleRouter(Router[T]):
     """
     The default router: delivery by key, by topic or to everyone, as the payload says.
 
@@ -162,11 +156,11 @@ class SimpleRouter(Router):
     single ``Ok(None)`` and is not delivered (``ResultList.delivered`` is False).
     """
 
-    def __init__(self, collectors: Sequence[Collector]) -> None:
+    def __init__(self, collectors: Sequence[Collector[T]]) -> None:
         super().__init__(collectors)
         self._by_key = {collector.key: (collector,) for collector in self.collectors}
 
-    def select(self, payload: Payload[Any]) -> tuple[Collector, ...]:
+    def select(self, payload: Payload[Any]) -> tuple[Collector[T], ...]:
         """
         Return the collectors ``payload`` goes to, in registration order.
         """

@@ -17,15 +17,39 @@ consumer is free to take; see the concepts page):
 The pool grows to the target at once. It shrinks only to the largest target of the last
 ``SCALE_DOWN_SAMPLES`` monitor intervals, so load hovering at a boundary does not make it
 thrash, and only idle consumers are retired.
+
+The :class:`Supervisor` is the task that samples: it feeds the metrics and, with autoscale,
+the policy. When nothing is happening (no arrival since the last sample, nothing queued or in
+service, a pool that cannot shrink) it stops sampling and sleeps until the next send wakes it,
+so an idle queue costs nothing; the idle stretch is recorded as load 0.
 """
 
 from __future__ import annotations
 
 import collections
 import math
-from typing import Final, final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, final
 
-__all__ = ["MIN_RATE_EVENTS", "RATE_HISTORY", "RATE_SAMPLES", "SCALE_DOWN_SAMPLES", "ScalingPolicy"]
+import trio
+
+from ._logging import FilteringBoundLogger
+from ._messagebus import ConsumersScaled
+
+if TYPE_CHECKING:
+    from ._channels import QueueChannel
+    from ._messagebus import MessageBus
+    from ._metrics import MetricsRecorder
+    from ._pool import ConsumerPool
+
+__all__ = [
+    "MIN_RATE_EVENTS",
+    "RATE_HISTORY",
+    "RATE_SAMPLES",
+    "SCALE_DOWN_SAMPLES",
+    "ScalingPolicy",
+    "Supervisor",
+]
 
 #: Monitor intervals the target must stay below the pool size before the pool shrinks:
 #: enough for load hovering at a boundary not to thrash. The pool keeps its excess that long
@@ -141,3 +165,166 @@ class ScalingPolicy:
             index -= 1
         since, then = history[index]
         return (arrivals - then) / (now - since) if now > since else 0.0
+
+
+@final
+class Supervisor:
+    """
+    The task that samples the load and, with autoscale, sizes the pool; asleep when idle.
+
+    It samples every ``monitor_interval`` while the queue is not idle.
+
+    The publisher reads two attributes per send and calls :meth:`wake` when one says so:
+    :attr:`sleeping` (a send to an idle queue) and :attr:`wake_above` (a send that leaves
+    more events queued than that, a backlog to grow the pool for at once).
+
+    Args:
+        pool: The consumers.
+        channel: The queue's channel (events queued, arrivals).
+        recorder: Where samples go.
+        policy: The autoscaling policy, or None for a fixed pool.
+        min_consumers: The pool size the policy never goes below.
+        max_consumers: The pool size the policy never goes above.
+        interval: ``monitor_interval``.
+        bus: Where ``ConsumersScaled`` is posted.
+        log: The queue's logger.
+        now: The run's clock.
+    """
+
+    def __init__(
+        self,
+        pool: ConsumerPool[Any],
+        channel: QueueChannel[Any],
+        recorder: MetricsRecorder,
+        policy: ScalingPolicy | None,
+        *,
+        min_consumers: int,
+        max_consumers: int,
+        interval: float,
+        bus: MessageBus,
+        log: FilteringBoundLogger,
+        now: Callable[[], float],
+    ) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._recorder = recorder
+        self._policy = policy
+        self._min = min_consumers
+        self._max = max_consumers
+        self._interval = interval
+        self._bus = bus
+        self._log = log
+        self._now = now
+        self._wakeup = trio.Event()
+        self._sent = 0  # arrivals at the last sample
+        #: True while asleep: the next send wakes the supervisor.
+        self.sleeping = False
+        #: A send that leaves more events than this queued wakes the supervisor.
+        self.wake_above: float = self._backlog_threshold()
+
+    def _backlog_threshold(self) -> float:
+        if self._policy is None:
+            return math.inf
+        # One queued event is usually the next of a consumer about to take it: only a
+        # second one is a backlog worth growing for between samples.
+        return 1 if self._pool.size < self._max else math.inf
+
+    def wake(self) -> None:
+        """
+        Wake the supervisor: a send to an idle queue, or a backlog.
+        """
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        """
+        Sample until cancelled.
+
+        Between samples it wakes only when a send left a backlog, to grow the pool for the
+        burst at once. After a stall (a long garbage collection, a host that did not run the
+        process) it samples once, late, instead of once per missed interval.
+        """
+        interval, now = self._interval, self._now
+        start = now()
+        tick = 0
+        while True:
+            tick += 1
+            next_sample = start + tick * interval
+            while now() < next_sample:
+                with trio.move_on_at(next_sample):
+                    await self._wakeup.wait()
+                if self._wakeup.is_set():
+                    self._wakeup = trio.Event()
+                    self._burst()
+            sampled = now()
+            if self._sample(sampled):
+                await self._sleep()
+                self._burst()  # the sends that woke it may be a burst already
+                start, tick = now(), 0
+            else:
+                tick = max(tick, math.floor((sampled - start) / interval))
+
+    def _sample(self, now: float) -> bool:
+        """
+        Take the periodic sample; return whether the queue is idle.
+
+        Idle: nothing arrived since the last sample, nothing is queued or in service, and
+        the pool cannot shrink (fixed, at ``min_consumers``, or shutting down). Nothing a
+        later sample could see would change until the next send.
+        """
+        pool, channel, recorder = self._pool, self._channel, self._recorder
+        queued, busy, size, sent = channel.queued, pool.busy, pool.size, channel.sent
+        recorder.sample(now, (queued + busy) / size if size else 0.0, sent)
+        if self._policy is not None:
+            target = self._policy.observe(now, queued, busy, sent, recorder.mean_service_time())
+            self._resize(target)
+        arrived, self._sent = sent != self._sent, sent
+        return (
+            not arrived
+            and not queued
+            and not busy
+            and (self._policy is None or pool.size <= self._min or pool.closing)
+        )
+
+    def _burst(self) -> None:
+        """
+        Size the pool for a backlog seen between samples.
+        """
+        if self._policy is None:
+            return
+        pool = self._pool
+        self._resize(self._policy.burst(self._now(), self._channel.queued, pool.busy, pool.size))
+
+    async def _sleep(self) -> None:
+        """
+        Sleep until a send; then record the idle stretch as load 0.
+        """
+        self.sleeping = True
+        self.wake_above = 0
+        try:
+            await self._wakeup.wait()
+        finally:
+            self._wakeup = trio.Event()
+            self.sleeping = False
+            self.wake_above = self._backlog_threshold()
+        self._recorder.sample(self._now(), 0.0, self._channel.sent)
+
+    def _resize(self, target: int) -> None:
+        """
+        Grow the pool to ``target`` at once, or retire idle consumers down to it.
+        """
+        pool = self._pool
+        size = pool.size
+        if target == size or (pool.closing and target < size):
+            return
+        if target > size:
+            queued = self._channel.queued
+            assert self._policy is not None
+            reason = "burst" if queued and queued + pool.busy > self._policy.steady else "steady"
+            self._log.debug("consumers_scaled", old=size, new=target, reason=reason)
+            self._bus._post(ConsumersScaled(size, target, reason))
+            pool.grow(target - size)
+        elif retired := pool.retire(size - target):
+            self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
+            self._bus._post(ConsumersScaled(size, size - retired, "idle"))
+        self.wake_above = self._backlog_threshold()

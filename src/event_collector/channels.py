@@ -7,12 +7,14 @@ support everything trio's memory channels do: ``send``/``send_nowait``, ``receiv
 ``receive_nowait``, backpressure, ``clone()``, ``close()``, ``statistics()`` and ``async for``.
 """
 
+from ._channels import ChannelStatistics as ChannelStatistics
 from ._channels import OrderedReceiveChannel as OrderedReceiveChannel
 from ._channels import OrderedSendChannel as OrderedSendChannel
 from ._channels import open_lifo_channel as open_lifo_channel
 from ._channels import open_priority_channel as open_priority_channel
 
 __all__ = [
+    "ChannelStatistics",
     "OrderedReceiveChannel",
     "OrderedSendChannel",
     "open_lifo_channel",

@@ -1,28 +1,30 @@
 """
-The collector queue, its publisher and events, metrics, bus events and tuning constants.
+The collector queue, its publisher and events, metrics, statistics, bus events, constants.
 """
 
+from ._event import SCHEDULE_EVERY as SCHEDULE_EVERY
+from ._event import CollectorEvent as CollectorEvent
+from ._event import SentEvent as SentEvent
 from ._messagebus import ConsumersScaled as ConsumersScaled
 from ._messagebus import InitializedQueue as InitializedQueue
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
 from ._metrics import Metrics as Metrics
-from ._publisher import SCHEDULE_EVERY as SCHEDULE_EVERY
-from ._publisher import CollectorEvent as CollectorEvent
+from ._metrics import QueueStatistics as QueueStatistics
+from ._options import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
+from ._options import CONSUMER_SHUTDOWN_TIMEOUT as CONSUMER_SHUTDOWN_TIMEOUT
+from ._options import DEFAULT_MAX_CONSUMERS as DEFAULT_MAX_CONSUMERS
+from ._options import DEFAULT_MIN_CONSUMERS as DEFAULT_MIN_CONSUMERS
+from ._options import EVENT_SERVICE_DATA_WINDOW_SIZE as EVENT_SERVICE_DATA_WINDOW_SIZE
+from ._options import METRICS_COLLECTOR_WINDOW_SIZE as METRICS_COLLECTOR_WINDOW_SIZE
+from ._options import METRICS_WARMUP_INTERVAL as METRICS_WARMUP_INTERVAL
+from ._options import MIN_METRICS_COLLECTOR_WINDOW_SIZE as MIN_METRICS_COLLECTOR_WINDOW_SIZE
+from ._options import MONITOR_INTERVAL as MONITOR_INTERVAL
+from ._options import REPORT_INTERVAL as REPORT_INTERVAL
+from ._options import WIP_MARGIN as WIP_MARGIN
+from ._options import MonotonicTime as MonotonicTime
 from ._publisher import EventPublisher as EventPublisher
-from ._queue import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
-from ._queue import CONSUMER_SHUTDOWN_TIMEOUT as CONSUMER_SHUTDOWN_TIMEOUT
-from ._queue import DEFAULT_MAX_CONSUMERS as DEFAULT_MAX_CONSUMERS
-from ._queue import DEFAULT_MIN_CONSUMERS as DEFAULT_MIN_CONSUMERS
-from ._queue import EVENT_SERVICE_DATA_WINDOW_SIZE as EVENT_SERVICE_DATA_WINDOW_SIZE
-from ._queue import METRICS_COLLECTOR_WINDOW_SIZE as METRICS_COLLECTOR_WINDOW_SIZE
-from ._queue import METRICS_WARMUP_INTERVAL as METRICS_WARMUP_INTERVAL
-from ._queue import MIN_METRICS_COLLECTOR_WINDOW_SIZE as MIN_METRICS_COLLECTOR_WINDOW_SIZE
-from ._queue import MONITOR_INTERVAL as MONITOR_INTERVAL
-from ._queue import REPORT_INTERVAL as REPORT_INTERVAL
-from ._queue import WIP_MARGIN as WIP_MARGIN
 from ._queue import CollectorQueue as CollectorQueue
-from ._queue import MonotonicTime as MonotonicTime
 from ._scaling import MIN_RATE_EVENTS as MIN_RATE_EVENTS
 from ._scaling import RATE_HISTORY as RATE_HISTORY
 from ._scaling import RATE_SAMPLES as RATE_SAMPLES
@@ -52,6 +54,8 @@ __all__ = [
     "InitializedQueue",
     "Metrics",
     "MonotonicTime",
+    "QueueStatistics",
     "ReportedMetrics",
+    "SentEvent",
     "ShutDownQueue",
 ]

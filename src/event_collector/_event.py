@@ -1,0 +1,157 @@
+"""
+Events: what a send returns, a future of the event's :class:`~event_collector.ResultList`.
+
+:class:`SentEvent` is the protocol every kind of event implements (``done``, ``get_result()``,
+``await wait()``); :class:`CollectorEvent` is the in-process one, resolved by the queue's
+consumers. Code that only waits for results takes a ``SentEvent`` and works the same with
+the events of the distributed modes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Final, Generic, Protocol, TypeVar, final, runtime_checkable
+
+import trio
+
+from ._data import Payload, Result, ResultList, _result_list
+
+__all__ = ["SCHEDULE_EVERY", "CollectorEvent", "SentEvent", "make_pacer"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+#: How many non-blocking steps in a row may skip the schedule point: a ``send`` that adds to
+#: a backlog, a ``wait`` on a done event, a consumer taking a waiting event. Each is still a
+#: cancel point, and every ``SCHEDULE_EVERY``-th (counted per queue for send/wait, per
+#: consumer for takes) yields: a task looping on them still lets the others run, and a task
+#: switch is paid once per batch instead of once per event. A ``send`` that wakes a consumer
+#: always yields to it. (``trio.lowlevel.checkpoint`` allows the scheduler the same choice;
+#: trio issue #1757 proposes making it by time.)
+SCHEDULE_EVERY: Final = 16
+
+
+def make_pacer() -> Callable[[], bool]:
+    """
+    Return a function that is True on every ``SCHEDULE_EVERY``-th call, for one queue.
+    """
+    return itertools.cycle((False,) * (SCHEDULE_EVERY - 1) + (True,)).__next__
+
+
+@runtime_checkable
+class SentEvent(Protocol[T_co]):
+    """
+    An event that was sent and resolves, exactly once, with a ResultList.
+
+    Implemented by the in-process :class:`CollectorEvent` and by the events of the
+    distributed modes, so that code waiting for results does not depend on where they run.
+    """
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether the results are in.
+        """
+
+    def get_result(self) -> ResultList[T_co] | None:
+        """
+        Return the results, or None while the event is pending.
+        """
+
+    async def wait(self) -> ResultList[T_co]:
+        """
+        Wait until the event is done and return its results.
+        """
+
+
+@final
+class CollectorEvent(Generic[T]):
+    """
+    A payload sent to a queue and, once its collectors are done, its results.
+
+    Returned by :meth:`~event_collector.EventPublisher.send`; works like a future and
+    implements :class:`SentEvent`. Every event sent to a queue resolves exactly once,
+    shutdown included.
+    """
+
+    __slots__ = ("_done", "_key", "_outcome", "_pacer", "payload", "sent_at")
+
+    #: The payload as sent.
+    payload: Payload[Any]
+    #: ``trio.current_time()`` when the event entered the queue.
+    sent_at: float
+
+    def __init__(self, payload: Payload[Any], sent_at: float, pacer: Callable[[], bool]) -> None:
+        self.payload = payload
+        self.sent_at = sent_at
+        self._pacer = pacer
+        # The results once done: a ResultList, or the lone result of a one-collector
+        # delivery with its key in _key (the ResultList is then built when asked for, so a
+        # finished event keeps no list and tuple of its own alive: they are per-event GC
+        # load).
+        self._outcome: ResultList[T] | Result[T] | None = None
+        self._key: tuple[str | None, ...] = ()
+        # Created by the first wait() that has to block: most events are never waited for
+        # before they are done, so most never need one.
+        self._done: trio.Event | None = None
+
+    def __repr__(self) -> str:
+        state = "pending" if self._outcome is None else "done"
+        return f"<CollectorEvent {state} payload={self.payload!r}>"
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether the results are in.
+        """
+        return self._outcome is not None
+
+    def get_result(self) -> ResultList[T] | None:
+        """
+        Return the results, or None while the event is still queued or processing.
+
+        Synchronous (the asyncio library this API comes from awaited it): use
+        ``await event.wait()`` to wait for the results. Every call returns an equal
+        ResultList (not always the same object).
+        """
+        outcome = self._outcome
+        if outcome is None or type(outcome) is ResultList:
+            return outcome
+        return _result_list((outcome,), self._key)
+
+    async def wait(self) -> ResultList[T]:
+        """
+        Wait until the event is done and return its results.
+
+        Any number of tasks may wait; each gets an equal ResultList. Returns at once if the
+        event is already done: a cancel point, and a schedule point every
+        :data:`~event_collector.queue.SCHEDULE_EVERY` such calls on one queue.
+
+        On cancellation nothing happens to the event: wait again later.
+        """
+        if self._outcome is not None:
+            if self._pacer():
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+        results = self.get_result()
+        assert results is not None
+        return results
+
+    def _resolve(
+        self, outcome: ResultList[T] | Result[T], key: tuple[str | None, ...] = ()
+    ) -> None:
+        """
+        Set the results: a ResultList, or one result and its key (a 1-tuple).
+        """
+        if self._outcome is not None:
+            raise RuntimeError("event resolved twice")
+        self._outcome = outcome
+        self._key = key
+        if self._done is not None:
+            self._done.set()
