@@ -39,7 +39,6 @@ Frames = list[bytes]
 
 _NOBLOCK: Final = int(zmq.NOBLOCK)
 _NOBLOCK_MORE: Final = int(zmq.NOBLOCK | zmq.SNDMORE)
-_RCVMORE: Final = int(zmq.RCVMORE)
 _EVENTS: Final = int(zmq.EVENTS)
 _POLLIN: Final = int(zmq.POLLIN)
 _POLLOUT: Final = int(zmq.POLLOUT)
@@ -327,24 +326,31 @@ class ZmqSocket(trio.abc.AsyncResource):
         await trio.lowlevel.cancel_shielded_checkpoint()
         return messages
 
+    # Frames are received as zmq.Frame for their ``more`` flag, then copied to bytes:
+    # pyzmq's get(RCVMORE) converts the option to an enum on every call, which makes
+    # recv() + get(RCVMORE) about 1 us a frame against 0.6 us this way.
+
     def _take(self) -> Frames:
         # The other frames of a message arrive with its first one: no zmq.Again after it.
         recv = self._recv
-        frames = [recv(_NOBLOCK)]
-        while self._get(_RCVMORE):
-            frames.append(recv(_NOBLOCK))
+        frame = recv(_NOBLOCK, copy=False)
+        frames = [frame.bytes]
+        while frame.more:
+            frame = recv(_NOBLOCK, copy=False)
+            frames.append(frame.bytes)
         self._received += 1
         return frames
 
     def _take_batch(self, max_messages: int) -> list[Frames]:
         recv = self._recv
-        get = self._get
         messages: list[Frames] = []
         try:
             while len(messages) < max_messages:
-                frames = [recv(_NOBLOCK)]
-                while get(_RCVMORE):
-                    frames.append(recv(_NOBLOCK))
+                frame = recv(_NOBLOCK, copy=False)
+                frames = [frame.bytes]
+                while frame.more:
+                    frame = recv(_NOBLOCK, copy=False)
+                    frames.append(frame.bytes)
                 messages.append(frames)
         except zmq.Again:
             if not messages:
