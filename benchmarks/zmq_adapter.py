@@ -225,7 +225,7 @@ def main() -> None:
         f"median of {rounds} alternating rounds"
     )
     print("msg/s: wall clock; CPU us/msg: the client thread's CPU time per message")
-    print(f"\n{'case':<34} {'msg/s':>10} {'CPU us/msg':>11} {'x raw':>7}")
+    print(f"\n{'case':<38} {'msg/s':>10} {'CPU us/msg':>11} {'x raw':>7}")
     ctx: Context = zmq.Context()
     try:
         with echo_peer(ctx, args.transport) as endpoint:
@@ -237,7 +237,7 @@ def main() -> None:
                 raw_wall = results["raw"][0]
                 for name, (wall, cpu) in results.items():
                     case, speed, cost = f"{label}: {name}", n / wall, cpu / n * 1e6
-                    print(f"{case:<34} {speed:>10,.0f} {cost:>11.2f} {raw_wall / wall:>7.2f}")
+                    print(f"{case:<38} {speed:>10,.0f} {cost:>11.2f} {raw_wall / wall:>7.2f}")
     finally:
         ctx.term()
 
