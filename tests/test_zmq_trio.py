@@ -152,16 +152,21 @@ class TestRoundTrip:
         assert all(type(frame) is bytes for frame in frames)
 
     @pytest.mark.parametrize(
-        ("frames", "error"),
-        [([], ValueError), ([b"a", "text"], TypeError), ([b"a", 1], TypeError)],
+        ("frames", "message"),
+        [
+            ([], "frames must hold at least one frame"),
+            ([b"a", "text"], "frames must be bytes-like, not str: encode it"),
+            ([b"a", 1], "frames must be bytes-like, not int"),
+        ],
     )
     async def test_bad_frames_send_nothing(
-        self, open_pair: Opener, frames: list[Any], error: type[Exception]
+        self, open_pair: Opener, frames: list[Any], message: str
     ) -> None:
         pull, push = open_pair(zmq.PULL, zmq.PUSH)
-        with pytest.raises(error):
+        error = ValueError if not frames else TypeError
+        with pytest.raises(error, match=f"^{message}$"):
             await push.send_multipart(frames)
-        with pytest.raises(error):
+        with pytest.raises(error, match=f"^{message}$"):
             push.send_multipart_nowait(frames)
         await push.send_multipart([b"after"])
         with trio.fail_after(5):

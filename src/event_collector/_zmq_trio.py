@@ -516,7 +516,8 @@ def _check_frames(frames: Sequence[object]) -> None:
         raise ValueError("frames must hold at least one frame")
     for frame in frames:
         if type(frame) is not bytes and not isinstance(frame, bytearray | memoryview | zmq.Frame):
-            raise TypeError(f"frames must be bytes-like, not {type(frame).__name__}")
+            hint = ": encode it" if isinstance(frame, str) else ""
+            raise TypeError(f"frames must be bytes-like, not {type(frame).__name__}{hint}")
 
 
 def _check_max(max_messages: int) -> None:
