@@ -56,3 +56,18 @@ def payloads(values: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[
             priorities,
         ),
     )
+
+
+#: One step of a ZmqSocket interleaving: ("send", messages), ("receive", cancel) or
+#: ("batch", max_messages, cancel); cancel is None (not cancelled) or (n, send_first): the
+#: receive is cancelled after n checkpoints, right after one more message was sent if
+#: send_first.
+_cancel_after = st.none() | st.tuples(st.integers(min_value=0, max_value=4), st.booleans())
+zmq_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(min_value=1, max_value=5)),
+        st.tuples(st.just("receive"), _cancel_after),
+        st.tuples(st.just("batch"), st.integers(min_value=1, max_value=4), _cancel_after),
+    ),
+    max_size=30,
+)
