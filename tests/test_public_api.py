@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 import event_collector
-from event_collector import _demo
+from event_collector import _demo, remote
 
 from . import typing_checks
 
@@ -25,7 +25,7 @@ PUBLIC_MODULES = [
     "event_collector",
     *(
         f"event_collector.{m}"
-        for m in ("data", "collector", "router", "queue", "channels", "messagebus")
+        for m in ("data", "collector", "router", "queue", "channels", "messagebus", "remote")
     ),
 ]
 API_DOCS = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
@@ -87,6 +87,14 @@ class TestPresentation:
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__module__ == "event_collector"
 
+    @pytest.mark.parametrize("name", remote.__all__)
+    def test_remote_names_are_public(self, name: str) -> None:
+        obj = getattr(remote, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ in ("event_collector", "event_collector.remote")
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert f"event_collector.remote.{name}" in API_DOCS or name.endswith("Error")
+
     def test_repr_of_a_class(self) -> None:
         assert repr(event_collector.CollectorQueue) == "<class 'event_collector.CollectorQueue'>"
 
@@ -143,7 +151,16 @@ class TestDemoOutput:
 
     def test_logs_go_to_stderr(self) -> None:
         done = subprocess.run(
-            [sys.executable, "-m", "event_collector", "--events", "3", "--service-time", "0"],
+            [
+                sys.executable,
+                "-m",
+                "event_collector",
+                "demo",
+                "--events",
+                "3",
+                "--service-time",
+                "0",
+            ],
             capture_output=True,
             text=True,
             timeout=60,

@@ -23,7 +23,9 @@ from ._data import QueueType as QueueType
 from ._data import Result as Result
 from ._data import ResultList as ResultList
 from ._errors import CollectorError as CollectorError
+from ._errors import GatewayError as GatewayError
 from ._errors import ProcessingError as ProcessingError
+from ._errors import RemoteError as RemoteError
 from ._errors import ShutdownError as ShutdownError
 from ._event import CollectorEvent as CollectorEvent
 from ._event import SentEvent as SentEvent
@@ -53,6 +55,7 @@ __all__ = [
     "Delivery",
     "Error",
     "EventPublisher",
+    "GatewayError",
     "InitializedQueue",
     "Lifecycle",
     "MessageBus",
@@ -65,6 +68,7 @@ __all__ = [
     "Processor",
     "QueueStatistics",
     "QueueType",
+    "RemoteError",
     "ReportedMetrics",
     "Result",
     "ResultList",

@@ -1,7 +1,7 @@
 """
-``python -m event_collector``: run the getting-started demo.
+``python -m event_collector``: the ``event-collector`` command.
 """
 
-from ._demo import main
+from ._cli import main
 
 main()

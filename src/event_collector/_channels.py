@@ -31,6 +31,7 @@ __all__ = [
     "ChannelStatistics",
     "OrderedReceiveChannel",
     "OrderedSendChannel",
+    "PriorityBuffer",
     "QueueChannel",
     "open_lifo_channel",
     "open_priority_channel",
@@ -70,9 +71,11 @@ class _Buffer(Protocol[T_co]):
 
 
 @final
-class _PriorityBuffer(Generic[T]):
+class PriorityBuffer(Generic[T]):
     """
     Items by priority, lowest first, arrival order within a priority; items never compared.
+
+    The priority channel's buffer, and the gateway's queue.
     """
 
     __slots__ = ("_buckets", "_priorities", "_size")
@@ -690,7 +693,7 @@ def priority_state(max_buffer_size: int | float, key: Callable[[Any], int]) -> _
     Return the state of a priority channel whose items' priorities ``key`` gives.
     """
     _check_size(max_buffer_size)
-    buffer: _PriorityBuffer[Any] = _PriorityBuffer()
+    buffer: PriorityBuffer[Any] = PriorityBuffer()
     return _State(max_buffer_size, buffer, None, buffer.pop, key)
 
 

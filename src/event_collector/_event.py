@@ -17,7 +17,7 @@ import trio
 
 from ._data import Payload, Result, ResultList, _result_list
 
-__all__ = ["SCHEDULE_EVERY", "CollectorEvent", "SentEvent", "make_pacer"]
+__all__ = ["SCHEDULE_EVERY", "CollectorEvent", "EventBase", "SentEvent", "Sink", "make_pacer"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -37,6 +37,22 @@ def make_pacer() -> Callable[[], bool]:
     Return a function that is True on every ``SCHEDULE_EVERY``-th call, for one queue.
     """
     return itertools.cycle((False,) * (SCHEDULE_EVERY - 1) + (True,)).__next__
+
+
+class Sink(Protocol):
+    """
+    Told when each event it was given resolves (:meth:`EventBase._notify`).
+    """
+
+    def resolved(self, event: EventBase[Any]) -> None:
+        """
+        ``event`` has its results; called once per event, from the task that resolved it.
+        """
+
+    async def wait_for(self, event: EventBase[Any]) -> None:
+        """
+        Wait until ``event`` is resolved (for a ``wait()`` on an event given to a sink).
+        """
 
 
 @runtime_checkable
@@ -65,26 +81,20 @@ class SentEvent(Protocol[T_co]):
         """
 
 
-@final
-class CollectorEvent(Generic[T]):
+class EventBase(Generic[T]):
     """
-    A payload sent to a queue and, once its collectors are done, its results.
+    What every event shares: a payload, and its results once they are in.
 
-    Returned by :meth:`~event_collector.EventPublisher.send`; works like a future and
-    implements :class:`SentEvent`. Every event sent to a queue resolves exactly once,
-    shutdown included.
+    Resolved exactly once with :meth:`_resolve`; any number of tasks may wait.
     """
 
-    __slots__ = ("_done", "_key", "_outcome", "_pacer", "payload", "sent_at")
+    __slots__ = ("_done", "_key", "_outcome", "_pacer", "payload")
 
     #: The payload as sent.
     payload: Payload[Any]
-    #: ``trio.current_time()`` when the event entered the queue.
-    sent_at: float
 
-    def __init__(self, payload: Payload[Any], sent_at: float, pacer: Callable[[], bool]) -> None:
+    def __init__(self, payload: Payload[Any], pacer: Callable[[], bool]) -> None:
         self.payload = payload
-        self.sent_at = sent_at
         self._pacer = pacer
         # The results once done: a ResultList, or the lone result of a one-collector
         # delivery with its key in _key (the ResultList is then built when asked for, so a
@@ -93,12 +103,13 @@ class CollectorEvent(Generic[T]):
         self._outcome: ResultList[T] | Result[T] | None = None
         self._key: tuple[str | None, ...] = ()
         # Created by the first wait() that has to block: most events are never waited for
-        # before they are done, so most never need one.
-        self._done: trio.Event | None = None
+        # before they are done, so most never need one. Or a sink told of the resolution
+        # (see _notify), which keeps its own waiters.
+        self._done: trio.Event | Sink | None = None
 
     def __repr__(self) -> str:
         state = "pending" if self._outcome is None else "done"
-        return f"<CollectorEvent {state} payload={self.payload!r}>"
+        return f"<{type(self).__name__} {state} payload={self.payload!r}>"
 
     @property
     def done(self) -> bool:
@@ -135,10 +146,12 @@ class CollectorEvent(Generic[T]):
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.checkpoint_if_cancelled()
-        else:
+        elif self._done is None or type(self._done) is trio.Event:
             if self._done is None:
                 self._done = trio.Event()
             await self._done.wait()
+        else:
+            await self._done.wait_for(self)
         results = self.get_result()
         assert results is not None
         return results
@@ -153,5 +166,42 @@ class CollectorEvent(Generic[T]):
             raise RuntimeError("event resolved twice")
         self._outcome = outcome
         self._key = key
-        if self._done is not None:
-            self._done.set()
+        done = self._done
+        if done is not None:
+            if type(done) is trio.Event:
+                done.set()
+            else:
+                done.resolved(self)
+
+    def _notify(self, sink: Sink) -> None:
+        """
+        Tell ``sink`` when this event resolves (at once if it has), instead of an Event.
+
+        For code that collects many events as they complete without a task or a
+        ``trio.Event`` per event; call it before anyone waits on the event.
+        """
+        if self._outcome is not None:
+            sink.resolved(self)
+        else:
+            assert self._done is None, "_notify must come before any wait()"
+            self._done = sink
+
+
+@final
+class CollectorEvent(EventBase[T]):
+    """
+    A payload sent to a queue and, once its collectors are done, its results.
+
+    Returned by :meth:`~event_collector.EventPublisher.send`; works like a future and
+    implements :class:`SentEvent`. Every event sent to a queue resolves exactly once,
+    shutdown included.
+    """
+
+    __slots__ = ("sent_at",)
+
+    #: ``trio.current_time()`` when the event entered the queue.
+    sent_at: float
+
+    def __init__(self, payload: Payload[Any], sent_at: float, pacer: Callable[[], bool]) -> None:
+        super().__init__(payload, pacer)
+        self.sent_at = sent_at

@@ -1,0 +1,534 @@
+"""
+The ``event-collector`` command (also ``python -m event_collector``).
+
+Subcommands: ``demo``, and the distributed mode's ``gateway``, ``worker``, ``serve`` and
+``keygen``. Logs go to standard error: readable on a terminal, JSON otherwise (or with
+``--log-format json``). A user mistake (a bad option, an import path that does not resolve,
+an endpoint in use) exits with status 2 and one line, no traceback. ``gateway``, ``worker``
+and ``serve`` stop on SIGINT or SIGTERM: they stop taking tasks, finish those they hold
+(bounded by ``--drain-timeout``), deliver the results and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import structlog
+import trio
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PROG = "event-collector"
+_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.UsageError(message)
+
+
+class _Group(click.Group):
+    """
+    Runs a command; a ClickException (user mistake) is one line on stderr, status 2.
+    """
+
+    def main(  # type: ignore[override]  # always exits, standalone_mode is ours to set
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> NoReturn:
+        try:
+            super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
+        except click.ClickException as exc:
+            click.echo(f"{_PROG}: error: {exc.format_message()}", err=True)
+            sys.exit(2 if exc.exit_code == 1 else exc.exit_code)
+        except click.exceptions.Abort:
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        sys.exit(0)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """
+    Send structlog's entries to stderr at ``level``: console or JSON lines.
+    """
+    if log_format == "auto":
+        log_format = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if log_format == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(_LEVELS),
+    default="info",
+    show_default=True,
+    help="Least severe log entries shown.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="console on a terminal, JSON lines otherwise (auto), or as given.",
+)
+def cli(log_level: str, log_format: str) -> None:
+    """
+    Run a Trio-native event collector and task queue.
+    """
+    configure_logging(log_level, log_format)
+
+
+# -- shared options ----------------------------------------------------------------------
+
+_heartbeat_options = [
+    click.option(
+        "--heartbeat",
+        type=click.FloatRange(min=0, min_open=True),
+        default=2.0,
+        show_default=True,
+        help="Seconds between heartbeats.",
+    ),
+    click.option(
+        "--liveness",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="Heartbeats of silence after which a peer is declared gone.",
+    ),
+    click.option(
+        "--drain-timeout",
+        type=click.FloatRange(min=0),
+        default=10.0,
+        show_default=True,
+        help="Seconds given to the tasks held to finish when stopping.",
+    ),
+]
+
+
+def _with(options: list[Any]) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _heartbeat(heartbeat: float, liveness: int) -> Any:
+    from ._remote import Heartbeat  # noqa: PLC0415  (the zmq extra)
+
+    return Heartbeat(heartbeat, liveness)
+
+
+def _require_zmq() -> None:
+    try:
+        import msgspec  # noqa: F401, PLC0415
+        import zmq  # noqa: F401, PLC0415
+    except ImportError:
+        _fail("the distributed mode needs the zmq extra: pip install 'event-collector[zmq]'")
+
+
+def _load(path: str) -> list[Any]:
+    from ._worker import load_collectors  # noqa: PLC0415
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as python -m does: import from where you are
+    try:
+        return load_collectors(path)
+    except (ValueError, TypeError) as exc:
+        _fail(str(exc))
+
+
+async def _until_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            structlog.get_logger("event_collector").info(
+                "signal_received", signal=signal.Signals(signum).name
+            )
+            return
+
+
+def _run(function: Any, *args: Any) -> None:
+    """
+    ``trio.run`` a command; an endpoint problem is a user mistake (one line, status 2).
+    """
+    import zmq  # noqa: PLC0415
+
+    try:
+        trio.run(function, *args)
+    except zmq.ZMQError as exc:
+        _fail(f"ZeroMQ: {exc}")
+
+
+def _curve_server(secret: Path | None, clients: Path | None) -> Any:
+    if secret is None and clients is None:
+        return None
+    if secret is None or clients is None:
+        _fail("CURVE needs both --curve-secret and --curve-clients")
+    from ._remote import CurveServer  # noqa: PLC0415
+
+    return CurveServer(secret, clients)
+
+
+def _curve_client(secret: Path | None, server: Path | None) -> Any:
+    if secret is None and server is None:
+        return None
+    if secret is None or server is None:
+        _fail("CURVE needs both --curve-secret and --curve-server")
+    from ._remote import CurveClient  # noqa: PLC0415
+
+    return CurveClient(secret, server)
+
+
+def _print_endpoints(gateway: Any) -> None:
+    print(
+        f"gateway ready: producers={gateway.producers_endpoint} workers={gateway.workers_endpoint}",
+        flush=True,
+    )
+
+
+_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+_existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+# -- gateway -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--producers", required=True, help="Endpoint producers connect to (bound).")
+@click.option("--workers", required=True, help="Endpoint workers connect to (bound).")
+@click.option(
+    "--capacity",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Tasks held at most, queued and in flight.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Workers that may die with a task before it fails.",
+)
+@_with(_heartbeat_options)
+@click.option("--curve-secret", type=_existing_file, help="The gateway's .key_secret file (CURVE).")
+@click.option("--curve-clients", type=_existing_dir, help="Directory of allowed client .key files.")
+def gateway(
+    producers: str,
+    workers: str,
+    capacity: int,
+    max_attempts: int,
+    heartbeat: float,
+    liveness: int,
+    drain_timeout: float,
+    curve_secret: Path | None,
+    curve_clients: Path | None,
+) -> None:
+    """
+    Run a gateway between producers and workers.
+
+    Binding tcp://HOST:0 picks a free port; the real endpoints are printed on stdout.
+    """
+    _require_zmq()
+    curve = _curve_server(curve_secret, curve_clients)
+
+    async def run() -> None:
+        from ._gateway import open_gateway  # noqa: PLC0415
+
+        async with open_gateway(
+            producers,
+            workers,
+            capacity=capacity,
+            max_attempts=max_attempts,
+            heartbeat=_heartbeat(heartbeat, liveness),
+            drain_timeout=drain_timeout,
+            curve=curve,
+        ) as running:
+            _print_endpoints(running)
+            await _until_signal()
+
+    _run(run)
+
+
+# -- worker --------------------------------------------------------------------------------
+
+_worker_options = [
+    click.option(
+        "--min-consumers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Smallest consumer pool of each worker.",
+    ),
+    click.option(
+        "--max-consumers",
+        type=click.IntRange(min=1),
+        default=100,
+        show_default=True,
+        help="Largest consumer pool of each worker.",
+    ),
+    click.option(
+        "--credit",
+        type=click.IntRange(min=1),
+        help="Tasks each worker holds at most [default: 2 x --max-consumers].",
+    ),
+    click.option(
+        "--processes",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Worker processes, each restarted if it dies.",
+    ),
+]
+
+
+def _worker_command(
+    collectors: str, connect: str, options: dict[str, Any], *, log_level: str
+) -> list[str]:
+    """
+    Return the command of one worker process (what --processes N runs N of).
+    """
+    command = [sys.executable, "-m", "event_collector", "--log-level", log_level]
+    command += ["--log-format", "json", "worker", collectors, "--connect", connect]
+    for name, value in options.items():
+        if value is not None:
+            command += [f"--{name.replace('_', '-')}", str(value)]
+    return command
+
+
+async def _run_workers(
+    collectors: str, connect: str, processes: int, options: dict[str, Any], stop_timeout: float
+) -> None:
+    from ._supervise import run_worker_processes  # noqa: PLC0415
+
+    level = _current_level()
+    command = _worker_command(collectors, connect, options, log_level=level)
+    log = structlog.get_logger("event_collector").bind(component="supervisor")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_worker_processes(
+                command, processes, log=log, stop_timeout=stop_timeout, task_status=task_status
+            )
+        )
+        await _until_signal()
+        nursery.cancel_scope.cancel()
+
+
+def _current_level() -> str:
+    ctx = click.get_current_context()
+    level: str = ctx.find_root().params.get("log_level", "info")
+    return level
+
+
+@cli.command()
+@click.argument("collectors", metavar="MODULE:ATTR")
+@click.option("--connect", required=True, help="The gateway's worker endpoint.")
+@_with(_worker_options)
+@_with(_heartbeat_options)
+@click.option("--name", help="The worker's name in the gateway's logs [default: host-pid].")
+@click.option("--curve-secret", type=_existing_file, help="This worker's .key_secret file.")
+@click.option("--curve-server", type=_existing_file, help="The gateway's public .key file.")
+def worker(
+    collectors: str,
+    connect: str,
+    min_consumers: int,
+    max_consumers: int,
+    credit: int | None,
+    processes: int,
+    heartbeat: float,
+    liveness: int,
+    drain_timeout: float,
+    name: str | None,
+    curve_secret: Path | None,
+    curve_server: Path | None,
+) -> None:
+    """
+    Run the collectors at MODULE:ATTR for the gateway at --connect.
+
+    MODULE:ATTR is a list of Collector, or a function returning one.
+    """
+    _require_zmq()
+    loaded = _load(collectors)
+    if max_consumers < min_consumers:
+        _fail("--max-consumers must be >= --min-consumers")
+    curve = _curve_client(curve_secret, curve_server)
+    if processes > 1:
+        options = {
+            "min_consumers": min_consumers,
+            "max_consumers": max_consumers,
+            "credit": credit,
+            "heartbeat": heartbeat,
+            "liveness": liveness,
+            "drain_timeout": drain_timeout,
+            "curve_secret": curve_secret,
+            "curve_server": curve_server,
+        }
+        _run(_run_workers, collectors, connect, processes, options, drain_timeout + 5)
+        return
+
+    async def run() -> None:
+        from ._worker import open_worker  # noqa: PLC0415
+
+        async with open_worker(
+            loaded,
+            connect,
+            name=name,
+            credit=credit,
+            heartbeat=_heartbeat(heartbeat, liveness),
+            drain_timeout=drain_timeout,
+            curve=curve,
+            min_consumers=min_consumers,
+            max_consumers=max_consumers,
+        ):
+            await _until_signal()
+
+    _run(run)
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("collectors", metavar="MODULE:ATTR")
+@click.option("--producers", required=True, help="Endpoint producers connect to (bound).")
+@click.option(
+    "--workers",
+    help="Endpoint the local workers connect through [default: ipc in a temporary dir].",
+)
+@_with(_worker_options)
+@_with(_heartbeat_options)
+@click.option(
+    "--capacity",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Tasks the gateway holds at most.",
+)
+def serve(
+    collectors: str,
+    producers: str,
+    workers: str | None,
+    min_consumers: int,
+    max_consumers: int,
+    credit: int | None,
+    processes: int,
+    heartbeat: float,
+    liveness: int,
+    drain_timeout: float,
+    capacity: int,
+) -> None:
+    """
+    Run a gateway and --processes local worker processes for MODULE:ATTR.
+
+    One command for one machine; the workers connect through --workers.
+    """
+    _require_zmq()
+    _load(collectors)
+    with tempfile.TemporaryDirectory(prefix="ec-") as tmp:
+        endpoint = workers or f"ipc://{tmp}/workers"
+        options = {
+            "min_consumers": min_consumers,
+            "max_consumers": max_consumers,
+            "credit": credit,
+            "heartbeat": heartbeat,
+            "liveness": liveness,
+            "drain_timeout": drain_timeout,
+        }
+
+        async def run() -> None:
+            from ._gateway import open_gateway  # noqa: PLC0415
+            from ._supervise import run_worker_processes  # noqa: PLC0415
+
+            log = structlog.get_logger("event_collector").bind(component="supervisor")
+            async with open_gateway(
+                producers,
+                endpoint,
+                capacity=capacity,
+                heartbeat=_heartbeat(heartbeat, liveness),
+                drain_timeout=drain_timeout,
+            ) as running:
+                command = _worker_command(
+                    collectors, running.workers_endpoint, options, log_level=level
+                )
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(
+                        lambda task_status: run_worker_processes(
+                            command,
+                            processes,
+                            log=log,
+                            stop_timeout=drain_timeout + 5,
+                            task_status=task_status,
+                        )
+                    )
+                    _print_endpoints(running)
+                    await _until_signal()
+                    await running.drain()  # the workers finish what the gateway holds
+                    nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
+
+        level = _current_level()
+        _run(run)
+
+
+# -- keygen and demo -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="key", show_default=True, help="File name of the key pair.")
+def keygen(directory: Path, name: str) -> None:
+    """
+    Write a CURVE key pair into DIRECTORY: NAME.key (public) and NAME.key_secret.
+    """
+    _require_zmq()
+    import zmq.auth  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret, 0o600)
+    print(f"public: {public}\nsecret: {secret}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def demo(args: Sequence[str]) -> None:
+    """
+    Run the getting-started demo (its options: demo --help).
+    """
+    from ._demo import main as demo_main  # noqa: PLC0415
+
+    demo_main(list(args))
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """
+    Run the ``event-collector`` command.
+    """
+    cli.main(args=list(argv) if argv is not None else None, prog_name=_PROG)
