@@ -119,6 +119,17 @@ def fixed(
     )
 
 
+async def eventually(condition: Callable[[], bool], interval: float = 0.01) -> None:
+    """
+    Wait until ``condition()`` is true, checking every ``interval`` seconds.
+
+    For state another process or a socket changes, which no trio.Event announces; bound
+    the wait with ``trio.fail_after``.
+    """
+    while not condition():  # noqa: ASYNC110  (nothing to wait on: the state is elsewhere)
+        await trio.sleep(interval)
+
+
 def pool_of(queue: CollectorQueue[Any]) -> ConsumerPool[Any]:
     """
     The consumer pool of a running queue, for white-box tests of growing and retiring.

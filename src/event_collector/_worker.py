@@ -6,9 +6,10 @@ The same collectors run in-process or here, unchanged. A worker grants the gatew
 statistics) and re-grants a slot with each result. Completed events reach it through a sink
 (no task and no ``trio.Event`` per event); results go back in batches.
 
-Leaving the ``async with`` drains: the worker tells the gateway to send no more, finishes
-what it holds (up to ``drain_timeout``, then its queue's own shutdown resolves the rest),
-sends every result, says Bye, and closes its socket with a linger so nothing is lost.
+Leaving the ``async with`` drains: the worker tells the gateway to send no more, shuts its
+queue down gracefully (what it holds gets ``drain_timeout`` to finish, the rest resolves with
+``ShutdownError``), sends every result, says Bye, and closes its socket with a linger so
+nothing is lost.
 """
 
 from __future__ import annotations
@@ -293,15 +294,13 @@ class Worker(metaclass=NoPublicConstructor):
                 else:
                     self._send_nowait(Ping())
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self) -> None:
         """
-        Take no more tasks; wait up to ``timeout`` for those held to finish.
+        Take no more tasks; shut the queue down (``drain_timeout``): every task resolves.
         """
         self._leaving = True
         self._send_nowait(Leaving())
-        with trio.move_on_after(timeout):
-            while self._tasks or self._done:
-                await self._settled.park()
+        await self.queue.shut_down_queue()
 
     async def _say_goodbye(self, timeout: float) -> None:
         """
@@ -342,7 +341,7 @@ async def open_worker(
         serializer: Decodes payload values and encodes results (default: msgpack).
         heartbeat: Ping interval and liveness.
         drain_timeout: Seconds the worker gives the tasks it holds to finish when the block
-            ends.
+            ends (its queue's ``consumer_shutdown_timeout`` unless given).
         curve: CURVE keys to encrypt and authenticate the connection.
         context: The ZeroMQ context (default: the process's shared one).
         logging: False silences the worker and its queue.
@@ -352,6 +351,7 @@ async def open_worker(
     On leaving the block the worker drains (see ``drain_timeout``) and says goodbye; on
     cancellation it stops at once, and the gateway gives its tasks to another worker.
     """
+    queue_options.setdefault("consumer_shutdown_timeout", drain_timeout)
     queue: CollectorQueue[Any] = CollectorQueue(
         collectors, max_queue_size=math.inf, logging=logging, **queue_options
     )
@@ -386,8 +386,7 @@ async def open_worker(
                 except BaseException as exc:
                     body_error = exc
                 if body_error is None:
-                    await worker._drain(drain_timeout)
-                    await queue.shut_down_queue()  # resolves what is left: results too
+                    await worker._drain()
                     await worker._say_goodbye(drain_timeout)
                 nursery.cancel_scope.cancel()
         socket.close(linger=0 if body_error is not None else math.ceil(drain_timeout * 1000))
