@@ -1,13 +1,14 @@
 """
 Benchmarks: event-collector next to the loop a user would write by hand, in the same run.
 
-Run ``python benchmarks/run.py`` (``--quick`` for a smaller, faster pass). Every row measures
-the project and its baseline alternately over several rounds and reports medians and their
-ratio: the machine is shared and noisy, so absolute numbers mean little and only ratios
-measured side by side are compared. Throughput is timed in process CPU time (both sides are
-single-threaded and CPU-bound, so time the process spent descheduled is noise); latency and
-the autoscaling runs use the wall clock, which is what they are about. Not part of the test
-suite.
+Run ``python benchmarks/run.py`` (``--quick`` for a smaller, faster pass, ``--autoscaling``
+for the autoscaling runs alone). Every row measures the project and its baseline
+alternately over several rounds and reports medians and their ratio: the machine is shared
+and noisy, so absolute numbers mean little and only ratios measured side by side are
+compared. Throughput is timed in process CPU time (both sides are single-threaded and
+CPU-bound, so time the process spent descheduled is noise); latency and the autoscaling
+runs use the wall clock, which is what they are about, and the autoscaling runs also the
+MockClock, which shows the policy alone. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -37,6 +39,10 @@ from event_collector import (
     QueueType,
     Result,
 )
+
+# The steady-load generator is the tests' own (tests/loads.py), so both measure one thing.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.loads import MEDIAN_SERVICE, SERVICE_SIGMA, SteadyLoad, steady_load
 
 Run = Callable[[], Awaitable[float]]
 
@@ -337,7 +343,7 @@ async def naive_memory(n: int) -> float:
     return (after - before) / n
 
 
-# -- autoscaling: the reference headline and a step load --------------------------------
+# -- autoscaling: the reference headline, a step load and a steady noisy load -------------
 
 
 async def headline(autoscale: bool) -> float:
@@ -424,17 +430,62 @@ async def step_load(service: float, rate: float, phase: float) -> dict[str, floa
     return result
 
 
+def steady_rows(
+    rates: tuple[float, ...], duration: float, rounds: int
+) -> list[tuple[float, SteadyLoad, SteadyLoad]]:
+    """
+    Run the steady load at each rate, on the MockClock and on the real clock.
+
+    The virtual result is the mean of seeds 1 to 3; the real one the median of ``rounds``
+    rounds, seeded 1, 2, ...
+    """
+
+    def run(rate: float, seed: int, clock: trio.abc.Clock | None = None) -> SteadyLoad:
+        return trio.run(lambda: steady_load(rate, seed=seed, duration=duration), clock=clock)
+
+    rows = []
+    for rate in rates:
+        virtual = [
+            run(rate, seed, trio.testing.MockClock(autojump_threshold=0)) for seed in (1, 2, 3)
+        ]
+        real = [run(rate, seed) for seed in range(1, rounds + 1)]
+        rows.append((rate, _combine(virtual, statistics.mean), _combine(real, statistics.median)))
+    return rows
+
+
+def _combine(runs: list[SteadyLoad], average: Callable[[list[float]], float]) -> SteadyLoad:
+    return SteadyLoad(
+        rate=runs[0].rate,
+        demand=runs[0].demand,
+        resizes_per_s=average([run.resizes_per_s for run in runs]),
+        max_resizes_in_a_second=max(run.max_resizes_in_a_second for run in runs),
+        mean_pool_over_demand=average([run.mean_pool_over_demand for run in runs]),
+        pool_range=(min(r.pool_range[0] for r in runs), max(r.pool_range[1] for r in runs)),
+        mean_wait=average([run.mean_wait for run in runs]),
+        waited_fraction=average([run.waited_fraction for run in runs]),
+    )
+
+
 # -- report -----------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer events and rounds")
+    parser.add_argument(
+        "--autoscaling", action="store_true", help="only the autoscaling runs (headline, loads)"
+    )
     args = parser.parse_args()
     n = 20_000 if args.quick else 100_000
     rounds = 3 if args.quick else 5
 
     print(f"event-collector benchmarks: python {sys.version.split()[0]}, trio {trio.__version__}")
+    if not args.autoscaling:
+        other_rows(n, rounds)
+    autoscaling_rows(args.quick, rounds)
+
+
+def other_rows(n: int, rounds: int) -> None:
     print(f"throughput: {n} events, no-op processor, median of {rounds} alternating rounds\n")
     print(f"{'case':<40} {'project ev/s':>13} {'baseline ev/s':>14} {'ratio':>7}")
     rows = throughput_rows(n, rounds)
@@ -466,6 +517,8 @@ def main() -> None:
     ratio = ours_mem / theirs_mem
     print(f"{'bytes per event':<40} {ours_mem:>13.0f} {theirs_mem:>14.0f} {ratio:>7.3f}")
 
+
+def autoscaling_rows(quick: bool, rounds: int) -> None:
     auto = statistics.median(trio.run(headline, True) for _ in range(rounds))
     fixed = statistics.median(trio.run(headline, False) for _ in range(rounds))
     print("\nreference headline: 100 events x 0.25 s, real clock (median of rounds)")
@@ -473,7 +526,7 @@ def main() -> None:
     print(f"{'autoscale 1-100':<40} {auto:>13.3f} {auto / 0.25:>14.3f}")
     print(f"{'fixed pool of 100 (floor)':<40} {fixed:>13.3f} {fixed / 0.25:>14.3f}")
 
-    phase = 1.0 if args.quick else 2.0
+    phase = 1.0 if quick else 2.0
     virtual = trio.run(
         step_load, 0.05, 200.0, phase, clock=trio.testing.MockClock(autojump_threshold=0)
     )
@@ -493,6 +546,23 @@ def main() -> None:
 
     for (label, ideal), (_, host) in zip(summary(virtual), summary(real), strict=True):
         print(f"{label:<40} {ideal:>13} {host:>14}")
+
+    duration = 6.0 if quick else 12.0
+    service = f"median {MEDIAN_SERVICE * 1e3:g} ms, sigma {SERVICE_SIGMA:g}"
+    print(f"\nsteady load: Poisson arrivals, log-normal service ({service}),")
+    print(f"measured for {duration - 2:g} s after a 2 s warm-up")
+    print("(virtual: MockClock, mean of seeds 1-3; real: median of 3 rounds, host included)")
+    print(f"{'':<40} {'virtual':>13} {'real':>14}")
+    for rate, mock, wall in steady_rows((100.0, 500.0, 2000.0), duration, rounds=3):
+        lines = [
+            (f"{rate:g} ev/s (demand {mock.demand:.1f}): resizes/s", "{:.2f}", "resizes_per_s"),
+            ("  most resizes in one second", "{}", "max_resizes_in_a_second"),
+            ("  mean pool / demand", "{:.3f}", "mean_pool_over_demand"),
+            ("  mean wait for a consumer (ms)", "{:.2f}", "mean_wait_ms"),
+        ]
+        for label, form, name in lines:
+            a, b = (form.format(getattr(run, name)) for run in (mock, wall))
+            print(f"{label:<40} {a:>13} {b:>14}")
 
 
 if __name__ == "__main__":

@@ -71,3 +71,22 @@ zmq_steps = st.lists(
     ),
     max_size=30,
 )
+
+
+#: Demand (arrival rate x mean service time), in consumers.
+demands = st.floats(0, 10_000, allow_nan=False, allow_infinity=False)
+#: ``wip_margin`` values.
+wip_margins = st.floats(0, 1, allow_nan=False)
+#: (min_consumers, max_consumers).
+pool_bounds = st.tuples(st.integers(1, 50), st.integers(0, 500)).map(lambda b: (b[0], b[0] + b[1]))
+#: A steady load for a policy sampled every 0.01 s: (arrivals per sample, samples per
+#: arrival, mean service time); one of the first two is 1.
+steady_loads = st.one_of(
+    st.tuples(st.integers(1, 200), st.just(1), st.floats(0.001, 1.0)),
+    st.tuples(st.just(1), st.integers(2, 20), st.floats(0.001, 1.0)),
+)
+#: One sample of a noisy load: (new arrivals, events waiting, consumers busy, mean service
+#: time).
+load_samples = st.tuples(
+    st.integers(0, 100), st.integers(0, 300), st.integers(0, 300), st.floats(0, 2.0)
+)

@@ -196,6 +196,13 @@ class Gateway(metaclass=NoPublicConstructor):
     A running gateway; made by :func:`open_gateway`.
     """
 
+    #: The endpoint producers connect to (the real port, for ``tcp://host:0``).
+    producers_endpoint: str
+    #: The endpoint workers connect to.
+    workers_endpoint: str
+    #: This gateway's instance id: producers and workers see it change on a restart.
+    id: str
+
     def _init(
         self,
         producers: ZmqSocket,
@@ -210,11 +217,8 @@ class Gateway(metaclass=NoPublicConstructor):
         log: FilteringBoundLogger,
     ) -> None:
         self._drain_timeout = drain_timeout
-        #: The endpoint producers connect to (the real port, for ``tcp://host:0``).
         self.producers_endpoint = producers_endpoint
-        #: The endpoint workers connect to.
         self.workers_endpoint = workers_endpoint
-        #: This gateway's instance id: producers and workers see it change on a restart.
         self.id = uuid.uuid4().hex
         self._producer_socket = producers
         self._worker_socket = workers

@@ -87,7 +87,7 @@ class ConsumersScaled(BusEvent):
     #: Pool size asked for.
     new: int
     #: The reason, ``"burst"`` (events waiting), ``"steady"`` (measured flow) or ``"idle"``
-    #: (demand stayed below the pool for ``SCALE_DOWN_SAMPLES`` intervals).
+    #: (the pool stayed above what the demand needs for ``SCALE_DOWN_SAMPLES`` intervals).
     reason: str
 
 

@@ -75,6 +75,8 @@ class ConsumerPool(Generic[T]):
         self._starting = 0  # spawned and not yet running
         self._all_started: trio.Event | None = None  # for wait_started()
         self._closing = False
+        # The nursery's body has ended: once the last consumer has left it is closed.
+        self._sealed = False
 
     @property
     def size(self) -> int:
@@ -121,7 +123,7 @@ class ConsumerPool(Generic[T]):
         a graceful shutdown (to drain faster) and stops once the last consumer has left,
         when the nursery closes.
         """
-        if count <= 0 or (self._closing and self._size == 0):
+        if count <= 0 or (self._sealed and self._size == 0):
             return
         self._size += count
         self._starting += count
@@ -152,6 +154,16 @@ class ConsumerPool(Generic[T]):
         Note that the queue is shutting down: the pool no longer shrinks.
         """
         self._closing = True
+
+    def seal(self) -> None:
+        """
+        Note that the body of the pool's nursery has ended, however it ended.
+
+        From then on the nursery closes when its last consumer leaves, and :meth:`grow`
+        starts nothing once that has happened (a supervisor woken in the same scheduler
+        batch as an outside cancellation may still ask).
+        """
+        self._sealed = True
 
     async def wait_started(self) -> None:
         """

@@ -117,6 +117,11 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
     Safe to share between tasks.
     """
 
+    #: The gateway endpoint this producer connects to.
+    endpoint: str
+    #: This producer's name (in the gateway's logs).
+    name: str
+
     def _init(
         self,
         socket: ZmqSocket,
@@ -130,9 +135,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         log: FilteringBoundLogger,
     ) -> None:
         self._socket = socket
-        #: The gateway endpoint this producer connects to.
         self.endpoint = endpoint
-        #: This producer's name (in the gateway's logs).
         self.name = name
         self._window = window
         self._by_priority = by_priority

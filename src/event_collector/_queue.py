@@ -143,7 +143,8 @@ class CollectorQueue(Generic[T]):
             ``max_consumers``.
         min_consumers: Smallest pool size (>= 1).
         max_consumers: Largest pool size; the fixed size when ``autoscale`` is False.
-        wip_margin: Fraction (0 to 1) added to measured demand when sizing the pool.
+        wip_margin: Fraction (0 to 1) of the measured demand kept spare when that is more
+            than its square root (the margin is the larger of the two).
         monitor_interval: Seconds between two supervisor measurements while the queue is
             busy (an idle queue is not polled).
         report_interval: Seconds between two metrics log entries; 0 for none.
@@ -542,7 +543,10 @@ class CollectorQueue(Generic[T]):
                 self._running = running
                 await pool.wait_started()
                 task_status.started(running)
-                await self._closing.wait()
+                try:
+                    await self._closing.wait()
+                finally:
+                    pool.seal()
         self._finish()
 
     async def _monitor(self, running: _Running[T]) -> None:

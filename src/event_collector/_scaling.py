@@ -1,31 +1,76 @@
 """
-Autoscaling: how many consumers the measured load needs, with hysteresis on the way down.
+Autoscaling: how many consumers the measured load needs, sized for Poisson noise.
 
-The rule, evaluated every ``monitor_interval`` (and at once when a send leaves an event no
-consumer is free to take; see the concepts page):
+Even a perfectly measured Poisson flow keeps a random number of consumers busy, about its
+demand ``d`` give or take ``sqrt(d)``; a pool that follows that number is resized dozens of
+times a second. So the rule sizes the pool for the noise instead, and moves it only for a
+change that the noise does not explain. Every ``monitor_interval`` (and, for a backlog,
+between samples):
 
-- *steady demand* is Little's law's work in progress: the arrival rate times the mean
-  service time. The rate is measured over the last ``RATE_SAMPLES`` samples, widened until
-  it spans ``MIN_RATE_EVENTS`` arrivals (or ``RATE_HISTORY`` samples): short enough at high
-  rates to see a step in load within two or three samples, long enough at low rates not to
-  chase noise. The reported ``Metrics.wip`` is the same product over the metrics window;
-- *burst demand*, when events are waiting, is the events waiting plus those in service;
-- the target is ``clamp(max(ceil(steady * (1 + wip_margin)), burst), min, max)``: the margin
-  covers the uncertainty of a prediction, while a backlog is known exactly (putting the
-  margin on it too made a step in load overshoot by half).
+- *demand* ``d`` is Little's law's work in progress: the arrival rate times the mean service
+  time. The rate is measured since the last change in load, over at most ``RATE_HISTORY``
+  (100) samples, a second at the default interval (500 arrivals give it to 4.5%). A *change*
+  is declared when the arrivals of the last ``RATE_SAMPLES`` (2) samples, widened until
+  they span ``MIN_RATE_EVENTS`` (30) arrivals, are more than ``CHANGE_Z`` (4) standard
+  deviations from what the rate before them predicts: under one rate their share of the
+  arrivals is binomial, with their share of the time as the probability, and chance goes
+  that far once in 16,000 samples while a tenfold step does on its first. The rate is then
+  measured afresh from the last sample. The rate before must span ``RATE_SAMPLES`` samples
+  itself, and no change is declared for ``RATE_SAMPLES + 1`` samples from one that comes more
+  than two intervals late: the process stalled, and the arrivals held up meanwhile come in a
+  flood that is no change in load;
+- the *margin* is ``max(NOISE_MARGIN * sqrt(d), wip_margin * d)``. ``NOISE_MARGIN`` (1) is
+  the beta of square-root staffing: one standard deviation of the busy count spare, with
+  which an M/M/c queue (Erlang C) makes 19% to 23% of events wait at demands of 2 to 41,
+  those for a quarter of a service time on average at a demand of 10. ``wip_margin`` (0.15)
+  covers the error of the measured demand, which grows with ``d``, not its square root (a
+  mean of 500 service times of coefficient of variation 1 is off by 4.5%: 15% is three
+  standard errors); it is the larger part above a demand of ``(1 / 0.15) ** 2`` = 44;
+- the *target* is ``clamp(ceil(d + margin), min_consumers, max_consumers)``: 4 for a
+  demand of 2, 14 for 10, 48 for 41, 115 for 100;
+- a *backlog* counts when the events waiting exceed the consumers free to take them (idle,
+  or spawned and not yet running) by more than ``wake_backlog = floor(WAKE_BACKLOG *
+  sqrt(d))`` (``WAKE_BACKLOG`` is 4; 12 at a demand of 10, 0 before one is measured). With
+  the pool at the target, an M/M/c queue gets that long 0.4% of the time at demands of 2 to
+  41: smaller backlogs are the noise the margin absorbs. A counted backlog asks, at once,
+  for the events waiting plus those in service, which is known exactly.
 
-The pool grows to the target at once. It shrinks only to the largest target of the last
-``SCALE_DOWN_SAMPLES`` monitor intervals, so load hovering at a boundary does not make it
-thrash, and only idle consumers are retired.
+Hysteresis: the pool keeps its size while it lies in the *band* from ``d`` to ``d +
+SHRINK_MARGINS * margin`` (``SHRINK_MARGINS`` is 2), the target give or take one margin;
+the measured demand wobbles by 0.2 to 0.3 of ``sqrt(d)`` (500 to 2000 events/s), so the
+edges are three to five wobbles away. The pool grows at once to the target when it falls
+below ``d``, or to a counted backlog. It shrinks to the target when it rises above the
+band, but only to the largest size asked for in the last ``SCALE_DOWN_SAMPLES`` (5) samples
+(the *hold*: a quiet spell shorter than that is no drop in load), and only once the events
+present (waiting and in service) fit in the smaller pool, so that it shrinks in one step,
+not one consumer at a time as busy ones finish. For the ``SCALE_DOWN_SAMPLES + 1`` samples
+after a change in load (and after start) the band is off and the pool follows the target,
+so that a size set from the first, noisiest estimate leaves the hold instead of being
+kept. Only idle consumers are retired.
 
 The :class:`Supervisor` is the task that samples: it feeds the metrics and, with autoscale,
 the policy. When nothing is happening (no arrival since the last sample, nothing queued or in
 service, a pool that cannot shrink) it stops sampling and sleeps until the next send wakes it,
 so an idle queue costs nothing; the idle stretch is recorded as load 0.
+
+Interface (what a supervisor and a publisher call; nothing else is needed):
+
+- every ``monitor_interval``, ``size = policy.observe(now, queued, busy, size, arrivals,
+  service_time)``, then grow the pool to ``size`` or retire idle consumers down to it;
+- after a send that leaves ``queued`` events no consumer is free to take, wake the
+  supervisor if ``policy.wakes(queued, size)`` (``queued > policy.wake_backlog`` and the
+  pool is below ``max_consumers``; ``wake_backlog`` changes only in ``observe``); once
+  woken, ``size = policy.burst(now, queued, busy, size)``, then grow the pool to ``size``.
+
+``queued`` is the events sent and not yet taken by a consumer, ``busy`` the consumers
+processing or handed an event, ``size`` every consumer spawned and not yet exited,
+``arrivals`` the events sent since start, ``service_time`` the mean of recent service
+times (0 before any).
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 from collections.abc import Callable
@@ -43,40 +88,72 @@ if TYPE_CHECKING:
     from ._pool import ConsumerPool
 
 __all__ = [
+    "CHANGE_Z",
     "MIN_RATE_EVENTS",
+    "NOISE_MARGIN",
     "RATE_HISTORY",
     "RATE_SAMPLES",
     "SCALE_DOWN_SAMPLES",
+    "SHRINK_MARGINS",
+    "WAKE_BACKLOG",
     "ScalingPolicy",
     "Supervisor",
 ]
 
-#: Monitor intervals the target must stay below the pool size before the pool shrinks:
-#: enough for load hovering at a boundary not to thrash. The pool keeps its excess that long
-#: after every burst and every drop in load; at ten intervals the step-load benchmark's mean
-#: pool was 1.235x demand on the MockClock, at five 1.208x.
+#: Monitor intervals a smaller size must be asked for before the pool shrinks (the hold):
+#: a quiet spell shorter than that (50 ms by default) is no drop in load.
 SCALE_DOWN_SAMPLES: Final = 5
-#: Fewest samples behind the supervisor's arrival rate.
+#: Fewest samples behind the short-window rate that detects a change in load: short, so
+#: that a tenfold step shows on its first sample (from 200 events/s: 30 arrivals in six
+#: samples where 12 were due, 5.4 standard deviations).
 RATE_SAMPLES: Final = 2
-#: Fewest arrivals behind the supervisor's arrival rate, when the history has them.
+#: Fewest arrivals behind the short-window rate, when the history has them: enough for the
+#: binomial test to be near normal.
 MIN_RATE_EVENTS: Final = 30
-#: Most samples behind the supervisor's arrival rate.
+#: Most samples behind the arrival rate: a second at the default ``monitor_interval``, 500
+#: arrivals at 500 events/s, which give it to 4.5%.
 RATE_HISTORY: Final = 100
+#: Spare consumers per square root of demand (the beta of square-root staffing): one
+#: standard deviation of a Poisson busy count, so that about a fifth of events wait.
+NOISE_MARGIN: Final = 1.0
+#: Margins of spare consumers beyond which the pool shrinks: the band is the target give
+#: or take one margin, three to five times the wobble of the measured demand.
+SHRINK_MARGINS: Final = 2.0
+#: Events waiting per square root of demand beyond which a backlog grows the pool: Poisson
+#: noise takes the queue of a pool at the target that far 0.4% of the time.
+WAKE_BACKLOG: Final = 4.0
+#: Standard deviations between the short window's arrivals and the rate before it that
+#: make a change in load: chance goes that far once in 16,000 samples.
+CHANGE_Z: Final = 4.0
 
 
 @final
 class ScalingPolicy:
     """
-    Turns load samples into pool sizes.
+    Turns load samples into pool sizes (the rule is in the module docstring).
 
     Args:
         min_consumers: Smallest pool size.
         max_consumers: Largest pool size.
-        margin: ``wip_margin``, the fraction added to demand.
+        margin: ``wip_margin``, the fraction of demand kept spare at high demand.
         interval: ``monitor_interval``, the seconds between samples.
     """
 
-    __slots__ = ("_arrivals", "_hold", "_margin", "_max", "_min", "_peaks", "steady")
+    __slots__ = (
+        "_arrivals",
+        "_calm",
+        "_hold",
+        "_late",
+        "_margin",
+        "_max",
+        "_min",
+        "_peaks",
+        "_settle",
+        "_since",
+        "_young",
+        "steady",
+        "wake_backlog",
+    )
 
     def __init__(
         self, min_consumers: int, max_consumers: int, margin: float, interval: float
@@ -84,86 +161,161 @@ class ScalingPolicy:
         self._min = min_consumers
         self._max = max_consumers
         self._margin = margin
-        # A target is forgotten SCALE_DOWN_SAMPLES intervals after it was noted, less a
-        # quarter interval so that a sample a little early or late (or float rounding) adds
-        # or drops no sample.
+        # A size asked for is forgotten SCALE_DOWN_SAMPLES intervals after it was asked
+        # for, less a quarter interval so that a sample a little early or late (or float
+        # rounding) adds or drops no sample.
         self._hold = (SCALE_DOWN_SAMPLES - 0.25) * interval
-        #: Arrival rate x service time at the last sample.
+        # The band is off until the rate spans this long: one sample more than the hold,
+        # so that the size asked for on the first sample after a change has expired.
+        self._settle = (SCALE_DOWN_SAMPLES + 1.25) * interval
+        #: Demand (arrival rate x mean service time) at the last sample.
         self.steady = 0.0
+        #: Events waiting beyond which a backlog grows the pool; set at each sample.
+        self.wake_backlog = 0
         # (time, arrivals) of the last RATE_HISTORY + 1 samples.
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=RATE_HISTORY + 1
         )
-        # (time, target) of recent samples; targets strictly decreasing from the left, so
-        # the left end is the largest target held.
+        # Time of the sample the rate is measured from since the last change in load.
+        self._since = -math.inf
+        # A sample this long after the previous one follows a stall of the process, whose
+        # held-up arrivals come in a flood after it: no change is declared for the
+        # RATE_SAMPLES + 1 samples from it (``_calm`` counts them down).
+        self._late = 2 * interval
+        self._calm = 0
+        self._young = True
+        # (time, size) asked for by recent samples; sizes strictly decreasing from the
+        # left, so the left end is the largest size held.
         self._peaks: collections.deque[tuple[float, int]] = collections.deque()
+
+    def margin(self, demand: float) -> float:
+        """
+        Return the spare consumers to keep for ``demand``.
+        """
+        return max(NOISE_MARGIN * math.sqrt(demand), self._margin * demand)
+
+    def need(self, demand: float) -> int:
+        """
+        Return the target pool size for ``demand``: ``ceil(demand + margin)``, clamped.
+        """
+        return self._clamp(math.ceil(round(demand + self.margin(demand), 9)))
 
     def target(self, qsize: int, busy: int) -> int:
         """
-        Return the pool size the current counts call for, without hysteresis.
+        Return the pool size the last demand and these counts call for, without hysteresis.
         """
-        wanted = math.ceil(round(self.steady * (1 + self._margin), 9))
-        if qsize:
-            wanted = max(wanted, qsize + busy)
-        return min(max(wanted, self._min), self._max)
+        wanted = self.need(self.steady)
+        if qsize > self.wake_backlog:
+            wanted = max(wanted, self._clamp(qsize + busy))
+        return wanted
 
-    def observe(self, now: float, qsize: int, busy: int, arrivals: int, service_time: float) -> int:
+    def wakes(self, queued: int, size: int) -> bool:
+        """
+        Return whether a send that left ``queued`` events waiting should wake the supervisor.
+        """
+        return queued > self.wake_backlog and size < self._max
+
+    def observe(
+        self, now: float, qsize: int, busy: int, size: int, arrivals: int, service_time: float
+    ) -> int:
         """
         Take the periodic sample and return the pool size to have now.
-
-        Growing is immediate; shrinking goes to the largest target of the last
-        ``SCALE_DOWN_SAMPLES`` intervals.
 
         Args:
             now: Time of the sample.
             qsize: Events waiting.
-            busy: Consumers processing.
+            busy: Consumers processing (or handed an event).
+            size: The pool size now.
             arrivals: Events sent since start.
             service_time: Mean service time of recent events (0 if none yet).
         """
-        history = self._arrivals
-        history.append((now, arrivals))
-        self.steady = self._rate(now, arrivals) * service_time
-        return self._remember(now, self.target(qsize, busy))
+        self._arrivals.append((now, arrivals))
+        demand = self.steady = self._rate(now, arrivals) * service_time
+        # Events waiting beyond the consumers free to take them (idle, or spawned and not
+        # yet running) make a backlog when there are more than wake_backlog of them.
+        backlog = qsize + busy if qsize + busy - size > self.wake_backlog else 0
+        self.wake_backlog = math.floor(WAKE_BACKLOG * math.sqrt(demand))
+        top = demand + SHRINK_MARGINS * self.margin(demand)
+        if backlog > size or size < demand:
+            asked = max(self.need(demand), self._clamp(backlog))
+        elif size > top or self._young:
+            asked = self.need(demand)
+        else:  # in the band: ask for what is held, renewing it
+            asked = min(self._clamp(size), self._held(now, size))
+        wanted = self._remember(now, asked)
+        if wanted < size and qsize + busy > wanted:
+            return size  # wait for busy consumers, then shrink in one step
+        return wanted
 
     def burst(self, now: float, qsize: int, busy: int, size: int) -> int:
         """
         Return the pool size for a backlog seen between samples: grow only, never shrink.
 
-        The target is remembered like a sampled one, so the pool it grows is kept for
-        ``SCALE_DOWN_SAMPLES`` intervals like any other (else a burst grew the pool and the
-        next sample shrank it, over and over). A wake-up that finds the backlog gone keeps
-        the pool as it is and renews no hold.
+        A backlog of more than ``wake_backlog`` events asks for the events waiting plus
+        those in service, and the size is held like a sampled one. A wake-up that finds
+        the backlog gone (or within ``wake_backlog``) keeps the pool as it is and renews
+        no hold.
 
         Args:
             now: The time.
             qsize: Events waiting.
-            busy: Consumers processing.
+            busy: Consumers processing (or handed an event).
             size: The pool size now.
         """
-        return max(self._remember(now, self.target(qsize, busy)), size)
+        if qsize + busy - size <= self.wake_backlog:
+            return size
+        return max(self._remember(now, self._clamp(qsize + busy)), size)
 
-    def _remember(self, now: float, target: int) -> int:
+    def _clamp(self, size: int) -> int:
+        return min(max(size, self._min), self._max)
+
+    def _held(self, now: float, default: int) -> int:
         """
-        Note ``target`` and return the largest target held.
+        Return the largest size asked for within the hold, or ``default`` if none.
         """
         peaks = self._peaks
-        while peaks and peaks[-1][1] <= target:
-            peaks.pop()
-        peaks.append((now, target))
-        while peaks[0][0] < now - self._hold:
+        while peaks and peaks[0][0] < now - self._hold:
             peaks.popleft()
-        return peaks[0][1]
+        return peaks[0][1] if peaks else default
+
+    def _remember(self, now: float, size: int) -> int:
+        """
+        Note ``size`` as asked for and return the largest size held.
+        """
+        peaks = self._peaks
+        while peaks and peaks[-1][1] <= size:
+            peaks.pop()
+        peaks.append((now, size))
+        return self._held(now, size)
 
     def _rate(self, now: float, arrivals: int) -> float:
         """
-        Return arrivals per second over the window the module docstring describes.
+        Return arrivals per second since the last change in load (see the module docstring).
         """
         history = self._arrivals
-        index = max(len(history) - 1 - RATE_SAMPLES, 0)
-        while index > 0 and arrivals - history[index][1] < MIN_RATE_EVENTS:
-            index -= 1
-        since, then = history[index]
+        last = len(history) - 1
+        if last and now - history[last - 1][0] > self._late:
+            self._calm = RATE_SAMPLES + 1
+        elif self._calm:
+            self._calm -= 1
+        short = max(last - RATE_SAMPLES, 0)
+        while short > 0 and arrivals - history[short][1] < MIN_RATE_EVENTS:
+            short -= 1
+        first = bisect.bisect_left(history, self._since, key=lambda mark: mark[0])
+        # The rate before the short window must span RATE_SAMPLES samples itself.
+        if first <= short - RATE_SAMPLES and not self._calm:
+            # Under one steady rate the short window's share of the arrivals since
+            # ``first`` is binomial, with its share of the time as the probability.
+            (start, before), (split, counted) = history[first], history[short]
+            total = arrivals - before
+            share = (now - split) / (now - start)
+            expected = total * share
+            deviation = math.sqrt(expected * (1 - share))
+            if abs(arrivals - counted - expected) > CHANGE_Z * max(deviation, 1.0):
+                first = last - 1
+                self._since = history[first][0]
+        since, then = history[first]
+        self._young = now - since < self._settle
         return (arrivals - then) / (now - since) if now > since else 0.0
 
 
@@ -223,11 +375,12 @@ class Supervisor:
         self.wake_above: float = self._backlog_threshold()
 
     def _backlog_threshold(self) -> float:
-        if self._policy is None:
+        """
+        Return the events left queued by a send above which the send wakes the supervisor.
+        """
+        if self._policy is None or self._pool.size >= self._max:
             return math.inf
-        # One queued event is usually the next of a consumer about to take it: only a
-        # second one is a backlog worth growing for between samples.
-        return 1 if self._pool.size < self._max else math.inf
+        return self._policy.wake_backlog
 
     def wake(self) -> None:
         """
@@ -276,8 +429,10 @@ class Supervisor:
         queued, busy, size, sent = channel.queued, pool.busy, pool.size, channel.sent
         recorder.sample(now, (queued + busy) / size if size else 0.0, sent)
         if self._policy is not None:
-            target = self._policy.observe(now, queued, busy, sent, recorder.mean_service_time())
+            service_time = recorder.mean_service_time()
+            target = self._policy.observe(now, queued, busy, size, sent, service_time)
             self._resize(target)
+            self.wake_above = self._backlog_threshold()
         arrived, self._sent = sent != self._sent, sent
         return (
             not arrived
@@ -294,6 +449,7 @@ class Supervisor:
             return
         pool = self._pool
         self._resize(self._policy.burst(self._now(), self._channel.queued, pool.busy, pool.size))
+        self.wake_above = self._backlog_threshold()
 
     async def _sleep(self) -> None:
         """
@@ -327,4 +483,3 @@ class Supervisor:
         elif retired := pool.retire(size - target):
             self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
             self._bus._post(ConsumersScaled(size, size - retired, "idle"))
-        self.wake_above = self._backlog_threshold()

@@ -124,6 +124,13 @@ class Worker(metaclass=NoPublicConstructor):
     A running worker; made by :func:`open_worker`.
     """
 
+    #: The worker's collector queue.
+    queue: CollectorQueue[Any]
+    #: The gateway endpoint it connects to.
+    endpoint: str
+    #: Its name in the gateway's logs.
+    name: str
+
     def _init(
         self,
         socket: ZmqSocket,
@@ -137,11 +144,8 @@ class Worker(metaclass=NoPublicConstructor):
         log: FilteringBoundLogger,
     ) -> None:
         self._socket = socket
-        #: The worker's collector queue.
         self.queue = queue
-        #: The gateway endpoint it connects to.
         self.endpoint = endpoint
-        #: Its name in the gateway's logs.
         self.name = name
         self._capacity = capacity
         self._serializer = serializer

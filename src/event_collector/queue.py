@@ -25,13 +25,18 @@ from ._options import WIP_MARGIN as WIP_MARGIN
 from ._options import MonotonicTime as MonotonicTime
 from ._publisher import EventPublisher as EventPublisher
 from ._queue import CollectorQueue as CollectorQueue
+from ._scaling import CHANGE_Z as CHANGE_Z
 from ._scaling import MIN_RATE_EVENTS as MIN_RATE_EVENTS
+from ._scaling import NOISE_MARGIN as NOISE_MARGIN
 from ._scaling import RATE_HISTORY as RATE_HISTORY
 from ._scaling import RATE_SAMPLES as RATE_SAMPLES
 from ._scaling import SCALE_DOWN_SAMPLES as SCALE_DOWN_SAMPLES
+from ._scaling import SHRINK_MARGINS as SHRINK_MARGINS
+from ._scaling import WAKE_BACKLOG as WAKE_BACKLOG
 
 __all__ = [
     "AVG_LOAD_INTERVAL",
+    "CHANGE_Z",
     "CONSUMER_SHUTDOWN_TIMEOUT",
     "DEFAULT_MAX_CONSUMERS",
     "DEFAULT_MIN_CONSUMERS",
@@ -41,11 +46,14 @@ __all__ = [
     "MIN_METRICS_COLLECTOR_WINDOW_SIZE",
     "MIN_RATE_EVENTS",
     "MONITOR_INTERVAL",
+    "NOISE_MARGIN",
     "RATE_HISTORY",
     "RATE_SAMPLES",
     "REPORT_INTERVAL",
     "SCALE_DOWN_SAMPLES",
     "SCHEDULE_EVERY",
+    "SHRINK_MARGINS",
+    "WAKE_BACKLOG",
     "WIP_MARGIN",
     "CollectorEvent",
     "CollectorQueue",
