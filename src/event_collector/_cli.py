@@ -152,7 +152,15 @@ def _require_zmq() -> None:
         import msgspec  # noqa: F401, PLC0415
         import zmq  # noqa: F401, PLC0415
     except ImportError:
-        _fail("the distributed mode needs the zmq extra: pip install 'event-collector[zmq]'")
+        _fail("the ZeroMQ mode needs the zmq extra: pip install 'event-collector[zmq]'")
+
+
+def _require_redis() -> None:
+    try:
+        import coredis  # noqa: F401, PLC0415
+        import msgspec  # noqa: F401, PLC0415
+    except ImportError:
+        _fail("the Redis mode needs the redis extra: pip install 'event-collector[redis]'")
 
 
 def _load(path: str) -> list[Any]:
@@ -179,12 +187,12 @@ def _run(function: Any, *args: Any) -> None:
     """
     ``trio.run`` a command; an endpoint problem is a user mistake (one line, status 2).
     """
-    import zmq  # noqa: PLC0415
-
     try:
         trio.run(function, *args)
-    except zmq.ZMQError as exc:
-        _fail(f"ZeroMQ: {exc}")
+    except Exception as exc:
+        if type(exc).__module__.startswith(("zmq", "coredis")) or isinstance(exc, OSError):
+            _fail(f"{type(exc).__module__.split('.')[0]}: {exc}")
+        raise
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
@@ -356,6 +364,20 @@ def _current_level() -> str:
 @click.option("--name", help="The worker's name in the gateway's logs [default: host-pid].")
 @click.option("--curve-secret", type=_existing_file, help="This worker's .key_secret file.")
 @click.option("--curve-server", type=_existing_file, help="The gateway's public .key file.")
+@click.option(
+    "--queue",
+    help="Redis only: the queue's name, which namespaces its keys [default: event-collector].",
+)
+@click.option(
+    "--visibility-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Redis only: seconds before a dead worker's task is taken by another [default: 30].",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    help="Redis only: workers that may die with a task before it is dead-lettered [default: 3].",
+)
 def worker(
     collectors: str,
     connect: str,
@@ -369,17 +391,31 @@ def worker(
     name: str | None,
     curve_secret: Path | None,
     curve_server: Path | None,
+    queue: str | None,
+    visibility_timeout: float | None,
+    max_attempts: int | None,
 ) -> None:
     """
-    Run the collectors at MODULE:ATTR for the gateway at --connect.
+    Run the collectors at MODULE:ATTR for the broker at --connect.
 
-    MODULE:ATTR is a list of Collector, or a function returning one.
+    MODULE:ATTR is a list of Collector, or a function returning one. --connect is a
+    gateway's worker endpoint (tcp://, ipc://) or a Redis URL (redis://, rediss://, unix://).
     """
-    _require_zmq()
+    from ._producer import is_redis_url  # noqa: PLC0415
+
+    redis = is_redis_url(connect)
+    if redis:
+        _require_redis()
+    else:
+        _require_zmq()
+        if queue or visibility_timeout or max_attempts:
+            _fail("--queue, --visibility-timeout and --max-attempts are for a Redis --connect")
     loaded = _load(collectors)
     if max_consumers < min_consumers:
         _fail("--max-consumers must be >= --min-consumers")
     curve = _curve_client(curve_secret, curve_server)
+    if redis and curve is not None:
+        _fail("CURVE is for a gateway; with Redis use a rediss:// URL and Redis ACLs")
     if processes > 1:
         options = {
             "min_consumers": min_consumers,
@@ -390,9 +426,17 @@ def worker(
             "drain_timeout": drain_timeout,
             "curve_secret": curve_secret,
             "curve_server": curve_server,
+            "queue": queue,
+            "visibility_timeout": visibility_timeout,
+            "max_attempts": max_attempts,
         }
         _run(_run_workers, collectors, connect, processes, options, drain_timeout + 5)
         return
+    transport: dict[str, Any] = (
+        {"queue": queue, "visibility_timeout": visibility_timeout, "max_attempts": max_attempts}
+        if redis
+        else {"heartbeat": _heartbeat(heartbeat, liveness), "curve": curve}
+    )
 
     async def run() -> None:
         from ._worker import open_worker  # noqa: PLC0415
@@ -402,11 +446,10 @@ def worker(
             connect,
             name=name,
             credit=credit,
-            heartbeat=_heartbeat(heartbeat, liveness),
             drain_timeout=drain_timeout,
-            curve=curve,
             min_consumers=min_consumers,
             max_consumers=max_consumers,
+            **transport,
         ):
             await _until_signal()
 

@@ -1,71 +1,74 @@
 """
-The producer of the distributed mode: sends payloads to a gateway and gets each result back.
+Producers of the distributed modes: what every transport's producer shares.
 
-A producer is a DEALER socket and three tasks: the receiver (results, credit, resets), the
-flusher (batches of tasks, as credit allows) and the heartbeat (pings, and the verdict that
-the gateway is gone). Its events (:class:`RemoteEvent`) have the in-process events' interface.
-
-Flow control has two bounds: the producer's ``window`` (events sent and not resolved; a
-``send`` beyond it waits) and the gateway's credit (tasks it will take now; the rest wait in
-the producer's outbox). Every pending task is kept until its result arrives: if the gateway
-restarts, or forgets this producer, they are sent again, and a duplicate result is dropped by
-task id, so each event resolves exactly once.
+A producer sends payloads and returns :class:`RemoteEvent`, whose interface is the in-process
+event's (:class:`~event_collector.SentEvent`). It keeps at most ``window`` events pending (a
+``send`` beyond it waits) and every pending task until its result arrives, so that a task can
+be sent again after the broker lost it; a duplicate result is dropped by task id, so each event
+resolves exactly once. The transport (ZeroMQ to a gateway, or Redis Streams) is a subclass,
+picked by :func:`open_producer` from the endpoint's scheme.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
 
 import attrs
 import trio
-import zmq
 
 from ._data import Error, Payload, ResultList, _result_list
 from ._errors import GatewayError
 from ._event import EventBase, make_pacer
-from ._logging import FilteringBoundLogger, get_logger
+from ._logging import FilteringBoundLogger
 from ._public import NoPublicConstructor
-from ._remote import CurveClient, Heartbeat, connect_socket
-from ._serializer import MsgpackSerializer, Serializer
-from ._tasks import to_result_list, to_task
-from ._wire import (
-    Bye,
-    Hello,
-    Message,
-    Ping,
-    Pong,
-    ProtocolError,
-    Refused,
-    Reset,
-    Results,
-    Submit,
-    Task,
-    TaskResult,
-    Welcome,
-    decode,
-    encode,
-)
-from ._zmq_trio import ZmqSocket
+from ._serializer import Serializer
 
-__all__ = ["DEFAULT_WINDOW", "Producer", "ProducerStatistics", "RemoteEvent", "open_producer"]
+if TYPE_CHECKING:
+    import zmq
+
+    from ._remote import CurveClient, Heartbeat
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "Producer",
+    "ProducerStatistics",
+    "RemoteEvent",
+    "TaskId",
+    "failed",
+    "is_redis_url",
+    "open_producer",
+]
 
 T = TypeVar("T")
 
+#: A task's id at its producer: a number (ZeroMQ) or a string (Redis).
+TaskId: TypeAlias = int | str
+
 #: Events a producer keeps in flight at most, by default.
 DEFAULT_WINDOW: Final = 1000
-#: Tasks in one Submit message at most.
-_BATCH: Final = 500
+
+
+def is_redis_url(endpoint: str) -> bool:
+    """
+    Whether ``endpoint`` names a Redis server (``redis://``, ``rediss://``, ``unix://``).
+    """
+    return endpoint.startswith(("redis://", "rediss://", "unix://"))
+
+
+def failed(reason: str) -> ResultList[Any]:
+    """
+    Return the results of a task that could not run, for ``reason``.
+    """
+    return _result_list((Error(GatewayError(reason)),), (None,))
 
 
 @final
 class RemoteEvent(EventBase[T]):
     """
-    A payload sent through a gateway and, once a worker has run it, its results.
+    A payload sent through a gateway or Redis and, once a worker has run it, its results.
 
     Returned by :meth:`Producer.send`; the same interface as the in-process
     :class:`~event_collector.CollectorEvent` (both implement
@@ -76,12 +79,12 @@ class RemoteEvent(EventBase[T]):
 
     __slots__ = ("attempts", "task_id")
 
-    #: The producer's number for the task.
-    task_id: int
+    #: The producer's id for the task.
+    task_id: TaskId
     #: Deliveries to a worker that the result came from: 1, or more after a worker died.
     attempts: int
 
-    def __init__(self, payload: Payload[Any], task_id: int, pacer: Any) -> None:
+    def __init__(self, payload: Payload[Any], task_id: TaskId, pacer: Any) -> None:
         super().__init__(payload, pacer)
         self.task_id = task_id
         self.attempts = 0
@@ -96,70 +99,58 @@ class ProducerStatistics:
 
     #: Events sent and not resolved yet.
     pending: int
-    #: Tasks waiting in the producer for credit from the gateway.
+    #: Tasks waiting in the producer to go out (for credit, or for room in the queue).
     unsent: int
-    #: Tasks the gateway would take now.
+    #: Tasks the broker would take now, as far as the producer knows.
     credit: int
-    #: Whether the gateway answers (False before the first answer, and after a silence as
-    #: long as the heartbeat bound).
+    #: Whether the broker answers (the gateway has welcomed the producer, or Redis is
+    #: reachable).
     connected: bool
     #: Results dropped because their event had resolved already (duplicates).
     duplicates: int
-    #: Messages dropped because they were not the protocol's.
+    #: Messages or entries dropped because they were not the protocol's.
     malformed: int
 
 
-@final
 class Producer(Generic[T], metaclass=NoPublicConstructor):
     """
-    Sends payloads to a gateway; made by :func:`open_producer`.
+    Sends payloads to workers through a broker; made by :func:`open_producer`.
 
     Safe to share between tasks.
     """
 
-    #: The gateway endpoint this producer connects to.
+    #: Where the broker is (the gateway's endpoint, or the Redis URL).
     endpoint: str
-    #: This producer's name (in the gateway's logs).
+    #: This producer's name (in the gateway's logs; its result stream with Redis).
     name: str
 
-    def _init(
+    def _setup(
         self,
-        socket: ZmqSocket,
         endpoint: str,
         *,
         name: str,
         window: int,
-        by_priority: bool,
         serializer: Serializer,
-        heartbeat: Heartbeat,
         log: FilteringBoundLogger,
     ) -> None:
-        self._socket = socket
         self.endpoint = endpoint
         self.name = name
         self._window = window
-        self._by_priority = by_priority
         self._serializer = serializer
-        self._heartbeat = heartbeat
         self._log = log
         self._pacer = make_pacer()
-        self._pending: dict[int, tuple[RemoteEvent[T], Task]] = {}
-        self._outbox: list[Task] = []
-        self._credit = 0
-        self._next_id = 1
-        self._gateway: str | None = None  # the instance id of the gateway that welcomed us
-        self._hello = True  # a Hello is due
-        self._last_heard = trio.current_time()
-        self._lost = False  # the gateway has been silent for the heartbeat bound
-        self._closed = False
+        # Every pending task with what is needed to send it again, until its result comes.
+        self._pending: dict[TaskId, tuple[RemoteEvent[T], Any]] = {}
+        self._outbox: list[Any] = []  # tasks to send
+        self._wake = trio.Event()  # the sending task has something to do
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for the window
         self._settled = trio.lowlevel.ParkingLot()  # close() waiting for the last result
-        self._wake = trio.Event()
+        self._closed = False
         self._duplicates = 0
         self._malformed = 0
 
     def __repr__(self) -> str:
-        return f"<Producer {self.name!r} to {self.endpoint}>"
+        return f"<{type(self).__name__} {self.name!r} to {self.endpoint}>"
 
     def statistics(self) -> ProducerStatistics:
         """
@@ -168,15 +159,15 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         return ProducerStatistics(
             pending=len(self._pending),
             unsent=len(self._outbox),
-            credit=self._credit,
-            connected=self._gateway is not None and not self._lost,
+            credit=self._credit_now(),
+            connected=self._connected(),
             duplicates=self._duplicates,
             malformed=self._malformed,
         )
 
     async def send(self, payload: Payload[Any] | object) -> RemoteEvent[T]:
         """
-        Send ``payload`` to the gateway, waiting while ``window`` events are pending.
+        Send ``payload``, waiting while ``window`` events are pending.
 
         Args:
             payload: A :class:`~event_collector.Payload`; any other value is sent as
@@ -187,7 +178,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
 
         Raises:
             TypeError: The serializer cannot encode the payload's value.
-            GatewayError: The gateway has not answered for the heartbeat bound.
+            GatewayError: The broker has not answered for its timeout.
             trio.ClosedResourceError: The producer is closing.
 
         Always a cancel point, and a schedule point when it waits or every
@@ -211,7 +202,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         Raises:
             trio.WouldBlock: ``window`` events are pending; nothing was sent.
             TypeError: The serializer cannot encode the payload's value.
-            GatewayError: The gateway has not answered for the heartbeat bound.
+            GatewayError: The broker has not answered for its timeout.
             trio.ClosedResourceError: The producer is closing.
         """
         event, task = self._prepare(payload)
@@ -221,170 +212,68 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._enqueue(event, task)
         return event
 
-    def _prepare(self, payload: Payload[Any] | object) -> tuple[RemoteEvent[T], Task]:
+    def _prepare(self, payload: Payload[Any] | object) -> tuple[RemoteEvent[T], Any]:
         if type(payload) is not Payload:
             payload = Payload(payload)
-        task_id = self._next_id
-        task = to_task(task_id, payload, self._serializer)
-        self._next_id += 1
-        return RemoteEvent(payload, task_id, self._pacer), task
+        task_id = self._next_id()
+        return RemoteEvent(payload, task_id, self._pacer), self._task(task_id, payload)
 
     def _check_open(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the producer is closing: it sends no more")
-        if self._lost:
-            raise GatewayError(self._lost_reason())
+        reason = self._unavailable()
+        if reason is not None:
+            raise GatewayError(reason)
 
-    def _enqueue(self, event: RemoteEvent[T], task: Task) -> None:
-        self._pending[task.id] = (event, task)
+    def _enqueue(self, event: RemoteEvent[T], task: Any) -> None:
+        self._pending[event.task_id] = (event, task)
         self._outbox.append(task)
         self._wake.set()
 
-    def _lost_reason(self) -> str:
-        return f"no answer from the gateway at {self.endpoint} for {self._heartbeat.bound:g} s"
-
-    # -- the tasks -----------------------------------------------------------------------
-
-    async def _receive(self) -> None:
-        while True:
-            for frames in await self._socket.receive_batch(256):
-                try:
-                    message = decode(frames)
-                except ProtocolError as exc:
-                    self._malformed += 1
-                    self._log.warning("malformed_message", error=str(exc))
-                    continue
-                self._heard()
-                self._handle(message)
-
-    def _heard(self) -> None:
-        self._last_heard = trio.current_time()
-        if self._lost:
-            self._lost = False
-            self._log.info("gateway_back", endpoint=self.endpoint)
-
-    def _handle(self, message: Message) -> None:
-        match message:
-            case Results(results, credit):
-                for result in results:
-                    self._resolve(result)
-                self._add_credit(credit)
-            case Welcome(gateway, credit):
-                self._welcome(gateway, credit)
-            case Pong(gateway):
-                if self._gateway is not None and gateway != self._gateway:
-                    self._reset("the gateway restarted")
-            case Reset(reason):
-                self._reset(reason or "the gateway does not know this producer")
-            case Refused(ids, reason):
-                for task_id in ids:
-                    self._fail(task_id, f"refused by the gateway: {reason}")
-            case _:
-                self._malformed += 1
-                self._log.warning("unexpected_message", kind=type(message).__name__)
-
-    def _welcome(self, gateway: str, credit: int) -> None:
+    def _resolve(self, task_id: TaskId, results: ResultList[Any], attempts: int) -> None:
         """
-        Start a session (a Welcome answers a Hello): every pending task goes (again).
-
-        A result of a task sent in an earlier session may still come; whichever result
-        comes first resolves the event and the other is dropped as a duplicate.
+        Resolve the pending event of ``task_id``; a second result for it is a duplicate.
         """
-        if self._gateway is not None and gateway != self._gateway:
-            self._log.info("gateway_restarted", endpoint=self.endpoint)
-        self._gateway = gateway
-        self._outbox = [task for _, task in self._pending.values()]
-        self._credit = 0
-        self._add_credit(credit)
-
-    def _reset(self, reason: str) -> None:
-        self._log.info("gateway_reset", endpoint=self.endpoint, reason=reason)
-        self._gateway = None
-        self._credit = 0
-        self._hello = True
-        self._wake.set()
-
-    def _add_credit(self, credit: int) -> None:
-        if credit > 0:
-            self._credit += credit
-            self._wake.set()
-
-    def _resolve(self, result: TaskResult) -> None:
-        entry = self._pending.pop(result.id, None)
+        entry = self._pending.pop(task_id, None)
         if entry is None:
             self._duplicates += 1
             return
-        event, _ = entry
-        event.attempts = result.attempt
-        event._resolve(to_result_list(result.outcomes, self._serializer))
+        event = entry[0]
+        event.attempts = attempts
+        event._resolve(results)
         self._released()
 
-    def _fail(self, task_id: int, reason: str) -> None:
+    def _fail(self, task_id: TaskId, reason: str) -> None:
+        """
+        Resolve the pending event of ``task_id`` with ``Error(GatewayError(reason))``.
+        """
         entry = self._pending.pop(task_id, None)
         if entry is None:
             return
-        with contextlib.suppress(ValueError):
+        if entry[1] in self._outbox:
             self._outbox.remove(entry[1])
-        entry[0]._resolve(_failed(reason))
+        entry[0]._resolve(failed(reason))
         self._released()
+
+    def _fail_all(self, reason: str) -> None:
+        """
+        Resolve every pending event with ``Error(GatewayError(reason))``.
+        """
+        pending, self._pending = self._pending, {}
+        self._outbox.clear()
+        for event, _ in pending.values():
+            event._resolve(failed(reason))
+        self._room.unpark_all()
+        self._settled.unpark_all()
 
     def _released(self) -> None:
         self._room.unpark()
         if not self._pending:
             self._settled.unpark_all()
 
-    async def _flush(self) -> None:
-        """
-        Send the Hello when one is due and the outbox as far as credit goes, in batches.
-        """
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            if self._hello:
-                self._hello = False
-                hello = Hello(self.name, self._window, self._by_priority)
-                await self._socket.send_multipart(encode(hello))
-            while self._credit and self._outbox:
-                count = min(self._credit, len(self._outbox), _BATCH)
-                batch, self._outbox = self._outbox[:count], self._outbox[count:]
-                self._credit -= count
-                await self._socket.send_multipart(encode(Submit(tuple(batch))))
-
-    async def _beat(self) -> None:
-        """
-        Ping a silent gateway; give up on it after the bound; say Hello until it is back.
-        """
-        heartbeat = self._heartbeat
-        while True:
-            await trio.sleep(heartbeat.interval)
-            silent = trio.current_time() - self._last_heard
-            if silent >= heartbeat.bound and not self._lost:
-                self._gateway_lost()
-            if silent >= heartbeat.interval:
-                message = (
-                    Ping()
-                    if self._gateway is not None
-                    else Hello(self.name, self._window, self._by_priority)
-                )
-                with contextlib.suppress(trio.WouldBlock):
-                    self._socket.send_multipart_nowait(encode(message))
-
-    def _gateway_lost(self) -> None:
-        reason = self._lost_reason()
-        self._log.warning("gateway_lost", endpoint=self.endpoint, pending=len(self._pending))
-        self._lost = True
-        self._gateway = None
-        self._credit = 0
-        self._outbox.clear()
-        pending, self._pending = self._pending, {}
-        for event, _ in pending.values():
-            event._resolve(_failed(reason))
-        self._room.unpark_all()
-        self._settled.unpark_all()
-
     async def _close(self, timeout: float, *, wait: bool) -> None:
         """
-        Stop sending; wait up to ``timeout`` for pending results; fail the rest; say Bye.
+        Stop sending; wait up to ``timeout`` for pending results; fail the rest.
 
         Without ``wait`` (an exception or cancellation), fail them at once.
         """
@@ -395,15 +284,37 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
                 with trio.move_on_after(timeout):
                     while self._pending:
                         await self._settled.park()
-            pending, self._pending = self._pending, {}
-            for event, _ in pending.values():
-                event._resolve(_failed("the producer closed before the result arrived"))
-            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-                self._socket.send_multipart_nowait(encode(Bye()))
+            self._fail_all("the producer closed before the result arrived")
+
+    # -- what each transport provides ----------------------------------------------------
+
+    def _next_id(self) -> TaskId:
+        raise NotImplementedError  # pragma: no cover
+
+    def _task(self, task_id: TaskId, payload: Payload[Any]) -> Any:
+        """
+        Return ``payload`` as the transport sends it (``TypeError`` if it cannot).
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    def _unavailable(self) -> str | None:
+        """
+        Return why the broker cannot take tasks now, or None.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    def _credit_now(self) -> int:
+        raise NotImplementedError  # pragma: no cover
+
+    def _connected(self) -> bool:
+        raise NotImplementedError  # pragma: no cover
 
 
-def _failed(reason: str) -> ResultList[Any]:
-    return _result_list((Error(GatewayError(reason)),), (None,))
+def _checked(window: int, close_timeout: float) -> None:
+    if type(window) is not int or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    if not close_timeout >= 0:
+        raise ValueError(f"close_timeout must be >= 0, got {close_timeout!r}")
 
 
 @asynccontextmanager
@@ -414,70 +325,105 @@ async def open_producer(
     window: int = DEFAULT_WINDOW,
     by_priority: bool = False,
     serializer: Serializer | None = None,
-    heartbeat: Heartbeat | None = None,
     close_timeout: float = 10.0,
+    logging: bool = True,
+    heartbeat: Heartbeat | None = None,
     curve: CurveClient | None = None,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
-    logging: bool = True,
+    queue: str | None = None,
+    max_queue: int | None = None,
+    connect_timeout: float | None = None,
 ) -> AsyncIterator[Producer[Any]]:
     """
-    Connect a producer to the gateway at ``endpoint``, for ``async with``.
+    Connect a producer to a broker, for ``async with``: the endpoint picks the transport.
 
     Args:
-        endpoint: The gateway's producer endpoint (``tcp://host:port`` or ``ipc://path``).
-        name: The producer's name in the gateway's logs (default: a random one).
+        endpoint: A gateway's producer endpoint (``tcp://host:port``, ``ipc://path``: the
+            ZeroMQ mode), or a Redis URL (``redis://[user:password@]host:port/db``,
+            ``rediss://`` for TLS, ``unix://path``: the Redis Streams mode).
+        name: The producer's name (default: a random one). With Redis it names the
+            producer's result stream: a producer restarted with the same name collects
+            the results that arrived while it was down (:meth:`RedisProducer.recovered`).
         window: Events pending at most; ``send`` waits beyond it.
-        by_priority: Whether the gateway dispatches this producer's tasks by
-            ``Payload.priority`` (lower first, stable) instead of in order.
+        by_priority: Whether this producer's tasks are taken by ``Payload.priority`` (lower
+            first) instead of in order: stable with ZeroMQ; with Redis in levels 0 to 9
+            (priorities clamped to them).
         serializer: Encodes payload values and decodes results (default: msgpack).
-        heartbeat: Ping interval and liveness; the gateway is declared gone after
-            ``heartbeat.bound`` seconds without an answer, and pending events resolve with
-            ``Error(GatewayError(...))``.
         close_timeout: Seconds leaving the ``async with`` waits for pending results; the
             rest resolve with ``Error(GatewayError(...))``.
-        curve: CURVE keys (:class:`~event_collector.remote.CurveClient`) to encrypt and
-            authenticate the connection.
-        context: The ZeroMQ context (default: the process's shared one).
         logging: False silences the producer.
+        heartbeat: ZeroMQ only: ping interval and liveness; the gateway is declared gone
+            after ``heartbeat.bound`` seconds without an answer, and pending events resolve
+            with ``Error(GatewayError(...))``.
+        curve: ZeroMQ only: CURVE keys (:class:`~event_collector.remote.CurveClient`).
+        context: ZeroMQ only: the ZeroMQ context (default: the process's shared one).
+        queue: Redis only: the queue's name (default ``"event-collector"``); it namespaces
+            the keys, so several applications share one Redis.
+        max_queue: Redis only: tasks sent and not finished at most (default 100 000);
+            ``send`` waits beyond it. Results wait in the producer's stream for an hour
+            after the last one.
+        connect_timeout: Redis only: seconds without reaching Redis after which ``send``
+            raises ``GatewayError`` and unsent tasks fail (default 10).
 
     Raises:
         ValueError: ``window`` is below 1 or ``close_timeout`` negative.
+        TypeError: An option of the other transport.
 
     On a normal exit it waits for pending results (up to ``close_timeout``); on an
     exception or cancellation it fails them at once. The body's exception propagates as
     itself.
     """
-    if type(window) is not int or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
-    if not close_timeout >= 0:
-        raise ValueError(f"close_timeout must be >= 0, got {close_timeout!r}")
+    _checked(window, close_timeout)
     name = name or f"producer-{uuid.uuid4().hex[:12]}"
-    log = get_logger(logging, producer=name)
-    socket = connect_socket(context, zmq.DEALER, endpoint, curve)
-    producer: Producer[Any] = Producer._create()
-    producer._init(
-        socket,
+    serializer = serializer or _default_serializer()
+    if is_redis_url(endpoint):
+        _refuse("ZeroMQ", heartbeat=heartbeat, curve=curve, context=context)
+        from ._redis_producer import open_redis_producer  # noqa: PLC0415  (the redis extra)
+
+        async with open_redis_producer(
+            endpoint,
+            name=name,
+            window=window,
+            by_priority=by_priority,
+            serializer=serializer,
+            close_timeout=close_timeout,
+            logging=logging,
+            queue=queue,
+            max_queue=max_queue,
+            connect_timeout=connect_timeout,
+        ) as producer:
+            yield producer
+        return
+    _refuse(
+        "Redis",
+        queue=queue,
+        max_queue=max_queue,
+        connect_timeout=connect_timeout,
+    )
+    from ._zmq_producer import open_zmq_producer  # noqa: PLC0415  (the zmq extra)
+
+    async with open_zmq_producer(
         endpoint,
         name=name,
         window=window,
         by_priority=by_priority,
-        serializer=serializer or MsgpackSerializer(),
-        heartbeat=heartbeat or Heartbeat(),
-        log=log,
-    )
-    body_error: BaseException | None = None
-    with socket:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(producer._receive)
-            nursery.start_soon(producer._flush)
-            nursery.start_soon(producer._beat)
-            producer._wake.set()  # the Hello
-            try:
-                yield producer
-            except BaseException as exc:
-                body_error = exc
-            await producer._close(close_timeout, wait=body_error is None)
-            nursery.cancel_scope.cancel()
-        socket.close(linger=math.ceil(close_timeout * 1000))
-    if body_error is not None:
-        raise body_error
+        serializer=serializer,
+        close_timeout=close_timeout,
+        logging=logging,
+        heartbeat=heartbeat,
+        curve=curve,
+        context=context,
+    ) as producer:
+        yield producer
+
+
+def _refuse(transport: str, **options: object) -> None:
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise TypeError(f"{', '.join(given)}: an option of the {transport} transport only")
+
+
+def _default_serializer() -> Serializer:
+    from ._serializer import MsgpackSerializer  # noqa: PLC0415  (msgspec: either extra)
+
+    return MsgpackSerializer()

@@ -1,20 +1,19 @@
 """
-The worker of the distributed mode: a CollectorQueue that takes its events from a gateway.
+Workers of the distributed modes: what every transport's worker shares.
 
-The same collectors run in-process or here, unchanged. A worker grants the gateway credit
-(how many tasks it can take: its ``credit`` capacity less what it holds, read from its queue's
-statistics) and re-grants a slot with each result. Completed events reach it through a sink
-(no task and no ``trio.Event`` per event); results go back in batches.
+A worker is a CollectorQueue that takes its events from a broker: the same collectors run
+in-process or here, unchanged. It holds at most ``credit`` tasks (running, queued, or done
+with the result not sent); completed events reach it through a sink (no task and no
+``trio.Event`` per event), and results go back in batches. The transport (ZeroMQ from a
+gateway, or Redis Streams) is a subclass, picked by :func:`open_worker` from the endpoint.
 
-Leaving the ``async with`` drains: the worker tells the gateway to send no more, shuts its
-queue down gracefully (what it holds gets ``drain_timeout`` to finish, the rest resolves with
-``ShutdownError``), sends every result, says Bye, and closes its socket with a linger so
-nothing is lost.
+Leaving the ``async with`` drains: the worker takes no more tasks, shuts its queue down
+gracefully (what it holds gets ``drain_timeout`` to finish, the rest resolves with
+``ShutdownError``), sends every result, and closes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import os
@@ -22,44 +21,30 @@ import socket as _socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
 import trio
-import zmq
 
 from ._collector import Collector
 from ._event import EventBase
-from ._logging import FilteringBoundLogger, get_logger
+from ._logging import FilteringBoundLogger
+from ._producer import is_redis_url
 from ._public import NoPublicConstructor
 from ._queue import CollectorQueue
-from ._remote import CurveClient, Heartbeat, connect_socket
-from ._serializer import MsgpackSerializer, Serializer
+from ._serializer import Serializer
 from ._tasks import error_info, to_outcomes, to_payload
-from ._wire import (
-    Bye,
-    Dispatch,
-    Leaving,
-    Message,
-    Outcome,
-    Ping,
-    Pong,
-    ProtocolError,
-    Ready,
-    Reset,
-    Results,
-    Task,
-    TaskResult,
-    Welcome,
-    decode,
-    encode,
-)
-from ._zmq_trio import ZmqSocket
+from ._wire import Outcome, Task
+
+if TYPE_CHECKING:
+    import zmq
+
+    from ._remote import CurveClient, Heartbeat
 
 __all__ = ["Worker", "WorkerStatistics", "load_collectors", "open_worker"]
 
-#: Results in one message at most.
-_BATCH: Final = 500
+#: Results in one message or transaction at most.
+BATCH: Final = 500
 
 
 def load_collectors(path: str) -> list[Collector[Any]]:
@@ -110,7 +95,8 @@ class WorkerStatistics:
     capacity: int
     #: Results sent since it started.
     completed: int
-    #: Whether a gateway has welcomed it and not gone silent since.
+    #: Whether the broker answers (a gateway has welcomed it and not gone silent since, or
+    #: Redis is reachable).
     registered: bool
     #: Tasks that were not valid payloads (answered with an error, not run).
     invalid: int
@@ -118,7 +104,6 @@ class WorkerStatistics:
     malformed: int
 
 
-@final
 class Worker(metaclass=NoPublicConstructor):
     """
     A running worker; made by :func:`open_worker`.
@@ -126,45 +111,40 @@ class Worker(metaclass=NoPublicConstructor):
 
     #: The worker's collector queue.
     queue: CollectorQueue[Any]
-    #: The gateway endpoint it connects to.
+    #: Where its broker is (the gateway's endpoint, or the Redis URL).
     endpoint: str
-    #: Its name in the gateway's logs.
+    #: Its name (in the gateway's logs; its consumer name with Redis).
     name: str
 
-    def _init(
+    def _setup(
         self,
-        socket: ZmqSocket,
         queue: CollectorQueue[Any],
         *,
         endpoint: str,
         name: str,
         capacity: int,
         serializer: Serializer,
-        heartbeat: Heartbeat,
         log: FilteringBoundLogger,
     ) -> None:
-        self._socket = socket
         self.queue = queue
         self.endpoint = endpoint
         self.name = name
         self._capacity = capacity
         self._serializer = serializer
-        self._heartbeat = heartbeat
         self._log = log
-        self._tasks: dict[EventBase[Any], tuple[int, int]] = {}  # event -> (id, attempt)
-        self._done: list[TaskResult] = []
-        self._wake = trio.Event()
-        self._gateway: str | None = None
-        self._ready = True  # a Ready is due
+        # Each running event with the transport's reference to its task and the attempt.
+        self._tasks: dict[EventBase[Any], tuple[Any, int]] = {}
+        # Finished tasks whose result is not sent yet: (reference, attempt, outcomes).
+        self._done: list[tuple[Any, int, tuple[Outcome, ...]]] = []
+        self._wake = trio.Event()  # the sending task has something to do
+        self._settled = trio.lowlevel.ParkingLot()  # waiting for the last results to go
         self._leaving = False
-        self._last_heard = trio.current_time()
-        self._settled = trio.lowlevel.ParkingLot()
         self._completed = 0
         self._invalid = 0
         self._malformed = 0
 
     def __repr__(self) -> str:
-        return f"<Worker {self.name!r} to {self.endpoint}>"
+        return f"<{type(self).__name__} {self.name!r} to {self.endpoint}>"
 
     def statistics(self) -> WorkerStatistics:
         """
@@ -174,12 +154,12 @@ class Worker(metaclass=NoPublicConstructor):
             in_flight=len(self._tasks) + len(self._done),
             capacity=self._capacity,
             completed=self._completed,
-            registered=self._gateway is not None,
+            registered=self._registered(),
             invalid=self._invalid,
             malformed=self._malformed,
         )
 
-    def _credit(self) -> int:
+    def _free(self) -> int:
         """
         Return the tasks the worker can take now.
 
@@ -189,132 +169,83 @@ class Worker(metaclass=NoPublicConstructor):
             return 0
         return max(self._capacity - self.queue.statistics().in_flight - len(self._done), 0)
 
+    def _run(self, reference: Any, task: Task, attempt: int) -> None:
+        """
+        Put ``task`` into the queue; an invalid one is answered with an error at once.
+        """
+        try:
+            payload = to_payload(task, self._serializer)
+        except ValueError as exc:
+            self._invalid += 1
+            self._finished(reference, attempt, (Outcome(None, error=error_info(exc)),))
+            return
+        try:
+            event = self.queue.get_publisher().send_nowait(payload)
+        except trio.ClosedResourceError as exc:  # a task that crossed our drain
+            self._finished(reference, attempt, (Outcome(None, error=error_info(exc)),))
+            return
+        self._tasks[event] = (reference, attempt)
+        event._notify(self)
+
+    def _finished(self, reference: Any, attempt: int, outcomes: tuple[Outcome, ...]) -> None:
+        self._done.append((reference, attempt, outcomes))
+        self._wake.set()
+
+    def _sent(self, count: int) -> None:
+        """
+        Note that the first ``count`` results were delivered.
+        """
+        del self._done[:count]
+        self._completed += count
+        if not self._tasks and not self._done:
+            self._settled.unpark_all()
+
     # -- the sink: completed events ------------------------------------------------------
 
     def resolved(self, event: EventBase[Any]) -> None:
         """
         Note a completed event's result, to send with the next batch.
         """
-        task_id, attempt = self._tasks.pop(event)
+        reference, attempt = self._tasks.pop(event)
         results = event.get_result()
         assert results is not None
-        self._done.append(TaskResult(task_id, attempt, to_outcomes(results, self._serializer)))
-        self._wake.set()
+        self._finished(reference, attempt, to_outcomes(results, self._serializer))
 
     async def wait_for(self, event: EventBase[Any]) -> None:  # pragma: no cover
         raise RuntimeError("a worker's events are not waited for")
 
-    # -- the tasks -----------------------------------------------------------------------
-
-    async def _receive(self) -> None:
-        while True:
-            for frames in await self._socket.receive_batch(64):
-                try:
-                    message = decode(frames)
-                except ProtocolError as exc:
-                    self._malformed += 1
-                    self._log.warning("malformed_message", error=str(exc))
-                    continue
-                self._last_heard = trio.current_time()
-                self._handle(message)
-
-    def _handle(self, message: Message) -> None:
-        match message:
-            case Dispatch(tasks):
-                publisher = self.queue.get_publisher()
-                for task in tasks:
-                    self._run(publisher, task)
-            case Welcome(gateway):
-                if gateway != self._gateway:
-                    self._log.info("worker_registered", endpoint=self.endpoint)
-                self._gateway = gateway
-            case Ping():
-                self._send_nowait(Pong())
-            case Pong():
-                pass
-            case Reset():
-                self._register()
-            case _:
-                self._malformed += 1
-                self._log.warning("unexpected_message", kind=type(message).__name__)
-
-    def _run(self, publisher: Any, task: Task) -> None:
-        try:
-            payload = to_payload(task, self._serializer)
-        except ValueError as exc:
-            self._invalid += 1
-            outcome = Outcome(None, error=error_info(exc))
-            self._done.append(TaskResult(task.id, task.attempt, (outcome,)))
-            self._wake.set()
-            return
-        try:
-            event = publisher.send_nowait(payload)
-        except trio.ClosedResourceError as exc:  # a dispatch that crossed our Leaving
-            outcome = Outcome(None, error=error_info(exc))
-            self._done.append(TaskResult(task.id, task.attempt, (outcome,)))
-            self._wake.set()
-            return
-        self._tasks[event] = (task.id, task.attempt)
-        event._notify(self)
-
-    def _register(self) -> None:
-        self._gateway = None
-        self._ready = True
-        self._wake.set()
-
-    def _send_nowait(self, message: Message) -> None:
-        with contextlib.suppress(trio.WouldBlock):
-            self._socket.send_multipart_nowait(encode(message))
-
-    async def _flush(self) -> None:
-        """
-        Send the Ready when one is due and the results, in batches with their credit.
-        """
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            if self._ready:
-                self._ready = False
-                await self._socket.send_multipart(encode(Ready(self.name, self._credit())))
-            while self._done:
-                batch, self._done = self._done[:_BATCH], self._done[_BATCH:]
-                credit = 0 if self._leaving else len(batch)
-                await self._socket.send_multipart(encode(Results(tuple(batch), credit)))
-                self._completed += len(batch)
-            if not self._tasks and not self._done:
-                self._settled.unpark_all()
-
-    async def _beat(self) -> None:
-        heartbeat = self._heartbeat
-        while True:
-            await trio.sleep(heartbeat.interval)
-            silent = trio.current_time() - self._last_heard
-            if silent >= heartbeat.bound and self._gateway is not None:
-                self._log.warning("gateway_lost", endpoint=self.endpoint)
-                self._gateway = None
-            if silent >= heartbeat.interval:
-                if self._gateway is None:
-                    self._send_nowait(Ready(self.name, self._credit()))
-                else:
-                    self._send_nowait(Ping())
+    # -- draining ------------------------------------------------------------------------
 
     async def _drain(self) -> None:
         """
         Take no more tasks; shut the queue down (``drain_timeout``): every task resolves.
         """
         self._leaving = True
-        self._send_nowait(Leaving())
+        self._leave()
         await self.queue.shut_down_queue()
 
-    async def _say_goodbye(self, timeout: float) -> None:
+    async def _deliver_rest(self, timeout: float) -> None:
         """
-        Send the last results and Bye.
+        Wait up to ``timeout`` for the last results to go.
         """
         self._wake.set()
         with trio.move_on_after(timeout):
             while self._done:
                 await self._settled.park()
-        self._send_nowait(Bye())
+
+    # -- what each transport provides ----------------------------------------------------
+
+    def _registered(self) -> bool:
+        raise NotImplementedError  # pragma: no cover
+
+    def _leave(self) -> None:
+        """
+        Tell the broker the worker takes no more tasks (if it needs telling).
+        """
+
+
+def _name() -> str:
+    return f"{_socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @asynccontextmanager
@@ -325,75 +256,96 @@ async def open_worker(
     name: str | None = None,
     credit: int | None = None,
     serializer: Serializer | None = None,
-    heartbeat: Heartbeat | None = None,
     drain_timeout: float = 10.0,
+    logging: bool = True,
+    heartbeat: Heartbeat | None = None,
     curve: CurveClient | None = None,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
-    logging: bool = True,
+    queue: str | None = None,
+    visibility_timeout: float | None = None,
+    max_attempts: int | None = None,
     **queue_options: Any,
 ) -> AsyncIterator[Worker]:
     """
-    Run a worker for ``async with``: its collectors serve the gateway at ``endpoint``.
+    Run a worker for ``async with``: its collectors serve the broker at ``endpoint``.
 
     Args:
         collectors: The collectors, as for :class:`~event_collector.CollectorQueue`.
-        endpoint: The gateway's worker endpoint.
-        name: The worker's name in the gateway's logs (default: host, pid and a random
-            suffix).
+        endpoint: A gateway's worker endpoint (ZeroMQ), or a Redis URL.
+        name: The worker's name (default: host, pid and a random suffix).
         credit: Tasks the worker holds at most (running and queued); default twice the
             queue's ``max_consumers``.
         serializer: Decodes payload values and encodes results (default: msgpack).
-        heartbeat: Ping interval and liveness.
         drain_timeout: Seconds the worker gives the tasks it holds to finish when the block
             ends (its queue's ``consumer_shutdown_timeout`` unless given).
-        curve: CURVE keys to encrypt and authenticate the connection.
-        context: The ZeroMQ context (default: the process's shared one).
         logging: False silences the worker and its queue.
+        heartbeat: ZeroMQ only: ping interval and liveness.
+        curve: ZeroMQ only: CURVE keys to encrypt and authenticate the connection.
+        context: ZeroMQ only: the ZeroMQ context (default: the process's shared one).
+        queue: Redis only: the queue's name (default ``"event-collector"``).
+        visibility_timeout: Redis only: seconds a task may stay with a worker that does not
+            renew its lease before another worker takes it (default 30; the worker renews
+            its own every third of that, so a slow task is not taken from it).
+        max_attempts: Redis only: deliveries to workers that died with a task, after which
+            it goes to the dead-letter stream and fails (default 3).
         queue_options: Options of the worker's :class:`~event_collector.CollectorQueue`
             (``min_consumers``, ``max_consumers``, ``autoscale``...).
 
-    On leaving the block the worker drains (see ``drain_timeout``) and says goodbye; on
-    cancellation it stops at once, and the gateway gives its tasks to another worker.
+    Raises:
+        TypeError: An option of the other transport.
+
+    On leaving the block the worker drains (see ``drain_timeout``); on cancellation it stops
+    at once, and its tasks go to another worker (after the heartbeat bound, or Redis's
+    visibility timeout).
     """
+    from ._producer import _refuse  # noqa: PLC0415
+
     queue_options.setdefault("consumer_shutdown_timeout", drain_timeout)
-    queue: CollectorQueue[Any] = CollectorQueue(
+    collector_queue: CollectorQueue[Any] = CollectorQueue(
         collectors, max_queue_size=math.inf, logging=logging, **queue_options
     )
-    capacity = credit if credit is not None else 2 * queue.max_consumers
+    capacity = credit if credit is not None else 2 * collector_queue.max_consumers
     if type(capacity) is not int or capacity < 1:
         raise ValueError(f"credit must be an int >= 1, got {credit!r}")
-    name = name or f"{_socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    log = get_logger(logging, worker=name)
-    socket = connect_socket(context, zmq.DEALER, endpoint, curve)
-    worker: Worker = Worker._create()
-    body_error: BaseException | None = None
-    with socket:
-        async with queue:
-            worker._init(
-                socket,
-                queue,
-                endpoint=endpoint,
-                name=name,
-                capacity=capacity,
-                serializer=serializer or MsgpackSerializer(),
-                heartbeat=heartbeat or Heartbeat(),
-                log=log,
-            )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(worker._receive)
-                nursery.start_soon(worker._flush)
-                nursery.start_soon(worker._beat)
-                worker._wake.set()  # the Ready
-                log.info("worker_started", endpoint=endpoint, capacity=capacity)
-                try:
-                    yield worker
-                except BaseException as exc:
-                    body_error = exc
-                if body_error is None:
-                    await worker._drain()
-                    await worker._say_goodbye(drain_timeout)
-                nursery.cancel_scope.cancel()
-        socket.close(linger=0 if body_error is not None else math.ceil(drain_timeout * 1000))
-    log.info("worker_stopped")
-    if body_error is not None:
-        raise body_error
+    serializer = serializer or _default_serializer()
+    name = name or _name()
+    if is_redis_url(endpoint):
+        _refuse("ZeroMQ", heartbeat=heartbeat, curve=curve, context=context)
+        from ._redis_worker import open_redis_worker  # noqa: PLC0415  (the redis extra)
+
+        async with open_redis_worker(
+            collector_queue,
+            endpoint,
+            name=name,
+            capacity=capacity,
+            serializer=serializer,
+            drain_timeout=drain_timeout,
+            logging=logging,
+            queue_name=queue,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+        ) as worker:
+            yield worker
+        return
+    _refuse("Redis", queue=queue, visibility_timeout=visibility_timeout, max_attempts=max_attempts)
+    from ._zmq_worker import open_zmq_worker  # noqa: PLC0415  (the zmq extra)
+
+    async with open_zmq_worker(
+        collector_queue,
+        endpoint,
+        name=name,
+        capacity=capacity,
+        serializer=serializer,
+        drain_timeout=drain_timeout,
+        logging=logging,
+        heartbeat=heartbeat,
+        curve=curve,
+        context=context,
+    ) as worker:
+        yield worker
+
+
+def _default_serializer() -> Serializer:
+    from ._serializer import MsgpackSerializer  # noqa: PLC0415  (msgspec: either extra)
+
+    return MsgpackSerializer()

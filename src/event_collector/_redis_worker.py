@@ -1,0 +1,370 @@
+"""
+The worker of the Redis Streams mode: a consumer of the queue's group feeding a queue.
+
+Four tasks:
+
+- the reader takes new tasks with the take script (priority levels in order, never more than
+  the worker's free capacity, so several workers share a burst), and blocks on XREADGROUP
+  when there are none;
+- the flusher stores results with the complete script, which acknowledges each task and adds
+  its result to the producer's stream atomically (a task is acknowledged exactly when its
+  result is stored), in batches;
+- the reclaimer takes, with XAUTOCLAIM, tasks idle with another worker for longer than
+  ``visibility_timeout`` (a worker that died), and sends a task whose delivery count passed
+  ``max_attempts`` to the dead-letter stream with an error for its producer;
+- the lease keeper renews the worker's own tasks (XCLAIM ... JUSTID) every third of the
+  visibility timeout, so a slow task is not taken from a live worker.
+
+A malformed entry goes to the dead-letter stream with the reason, and the worker goes on.
+Every call to Redis is tried again with a backoff while Redis is down or restarting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final, final
+
+import attrs
+import coredis
+import coredis.exceptions
+import msgspec
+import trio
+
+from ._logging import get_logger
+from ._queue import CollectorQueue
+from ._redis_producer import RETRYABLE
+from ._redis_streams import COMPLETE, DEFAULT_QUEUE, GROUP, TAKE, Keys
+from ._serializer import Serializer
+from ._wire import Outcome, Task, TaskResult
+from ._worker import BATCH, Worker
+
+__all__ = ["RedisWorker", "open_redis_worker"]
+
+#: Seconds a task may stay with a worker that does not renew it, by default.
+DEFAULT_VISIBILITY_TIMEOUT: Final = 30.0
+#: Deliveries to workers that died with a task before it is dead-lettered, by default.
+DEFAULT_MAX_ATTEMPTS: Final = 3
+#: Seconds results wait in a producer's stream after the last one.
+RESULT_TTL: Final = 3600
+#: Milliseconds a blocking read waits before the reader looks around again (and how long a
+#: draining worker may wait for its last read to end).
+_BLOCK_MS: Final = 250
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_task = msgspec.msgpack.Decoder(Task).decode
+
+
+@final
+@attrs.frozen
+class _Ref:
+    """
+    Where a task came from: its stream and entry, its producer and id there.
+    """
+
+    stream: str
+    entry: bytes
+    producer: str  # "" when the entry did not say
+    task_id: str  # "" when the entry did not say
+    counted: bool  # whether it came through the enqueue script (it counts in the size)
+    dead: str = ""  # why it goes to the dead-letter stream ("" if it does not)
+
+
+@final
+class RedisWorker(Worker):
+    """
+    A worker on a Redis queue; made by ``open_worker(collectors, "redis://...")``.
+    """
+
+    def _init(
+        self,
+        client: coredis.Redis[bytes],
+        *,
+        keys: Keys,
+        visibility_timeout: float,
+        max_attempts: int,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._streams = keys.served(collector.key for collector in self.queue.collectors)
+        self._visibility = visibility_timeout
+        self._max_attempts = max_attempts
+        self._take_script = client.register_script(TAKE)
+        self._complete_script = client.register_script(COMPLETE)
+        self._slot = trio.lowlevel.ParkingLot()  # the reader, waiting for free capacity
+        self._failing_since: float | None = None
+        self._reading = True
+        self._read_done = trio.Event()
+
+    def _registered(self) -> bool:
+        return self._failing_since is None
+
+    def _leave(self) -> None:
+        self._reading = False
+        self._slot.unpark_all()
+
+    def _sent(self, count: int) -> None:
+        super()._sent(count)
+        self._slot.unpark_all()
+
+    def _failed_call(self, exc: BaseException) -> None:
+        if self._failing_since is None:
+            self._failing_since = trio.current_time()
+            self._log.warning("redis_unreachable", url=self.endpoint, error=str(exc))
+
+    def _reached(self) -> None:
+        if self._failing_since is not None:
+            self._failing_since = None
+            self._log.info("redis_reachable", url=self.endpoint)
+
+    async def _ensure_groups(self) -> None:
+        """
+        Create the workers' group on every stream this worker reads (and the streams).
+        """
+        for stream in self._streams:
+            with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+                await self._client.xgroup_create(stream, GROUP, identifier="0", mkstream=True)
+
+    # -- taking tasks --------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        backoff = 0.01
+        try:
+            while self._reading:
+                free = self._free()
+                if free <= 0:
+                    await self._slot.park()
+                    continue
+                try:
+                    entries = await self._take(free) or await self._wait_for_tasks()
+                except coredis.exceptions.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    await self._ensure_groups()  # Redis lost them (restarted without data)
+                    continue
+                except RETRYABLE as exc:
+                    self._failed_call(exc)
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                self._reached()
+                backoff = 0.01
+                for stream, entry, fields in entries:
+                    self._start(stream, entry, fields, 1)
+        finally:
+            self._read_done.set()
+
+    async def _take(self, count: int) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        reply: Any = await self._take_script(keys=self._streams, args=[GROUP, self.name, count])
+        taken = []
+        for stream, entry, flat in reply:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            taken.append((_text(stream), entry, fields))
+        return taken
+
+    async def _wait_for_tasks(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        """
+        Block until a task arrives (one per stream at most), or the block times out.
+        """
+        got = await self._client.xreadgroup(
+            GROUP, self.name, {stream: ">" for stream in self._streams}, count=1, block=_BLOCK_MS
+        )
+        taken = []
+        for stream, entries in (got or {}).items():
+            for item in entries:
+                fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
+                taken.append((_text(stream), _bytes(item.identifier), fields))
+        return taken
+
+    def _start(self, stream: str, entry: bytes, fields: dict[bytes, bytes], attempt: int) -> None:
+        """
+        Run the task in an entry, or send a malformed one to the dead-letter stream.
+        """
+        producer = fields.get(b"p", b"").decode(errors="replace")
+        task_id = fields.get(b"i", b"").decode(errors="replace")
+        counted = b"i" in fields and b"p" in fields
+        try:
+            task = _decode_task(fields[b"t"])
+        except (KeyError, msgspec.DecodeError) as exc:
+            reason = f"malformed entry: {exc!r}"
+            self._malformed += 1
+            self._log.warning("malformed_task", stream=stream, entry=entry, reason=reason)
+            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            self._finished(ref, attempt, (Outcome(None),))
+            return
+        if attempt > self._max_attempts:
+            reason = f"{attempt - 1} workers died with the task (max_attempts {self._max_attempts})"
+            self._log.warning("task_dead_lettered", stream=stream, entry=entry, reason=reason)
+            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            self._finished(ref, attempt, (Outcome(None),))
+            return
+        self._run(_Ref(stream, entry, producer, task_id, counted), task, attempt)
+
+    # -- storing results -----------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        backoff = 0.01
+        while True:
+            if not self._done:
+                if not self._tasks:
+                    self._settled.unpark_all()
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            batch = self._done[:BATCH]
+            try:
+                await self._complete(batch)
+            except RETRYABLE as exc:
+                self._failed_call(exc)
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            self._reached()
+            backoff = 0.01
+            self._sent(len(batch))
+
+    async def _complete(self, batch: list[tuple[Any, int, tuple[Outcome, ...]]]) -> None:
+        keys = [self._keys.size, self._keys.dead]
+        args: list[str | bytes | int] = [GROUP, RESULT_TTL, len(batch)]
+        for ref, attempt, outcomes in batch:
+            assert isinstance(ref, _Ref)
+            reply = self._keys.results(ref.producer) if ref.producer else self._keys.dead
+            keys += [ref.stream, reply]
+            if ref.dead:
+                field, value = "e", ref.dead.encode()
+            else:
+                field, value = "r", _encode(TaskResult(0, attempt, outcomes))
+            task_id = ref.task_id if ref.producer else ""
+            args += [ref.entry, task_id, field, value, ref.dead, "1" if ref.counted else "0"]
+        await self._complete_script(keys=keys, args=args)
+
+    # -- workers that died, and this worker's leases --------------------------------------
+
+    async def _reclaim(self) -> None:
+        """
+        Take tasks idle with another worker past the visibility timeout.
+        """
+        idle_ms = int(self._visibility * 1000)
+        while True:
+            await trio.sleep(self._visibility / 2)
+            for stream in self._streams:
+                free = self._free()
+                if free <= 0:
+                    break
+                try:
+                    claimed: Any = await self._client.xautoclaim(
+                        stream, GROUP, self.name, idle_ms, "0-0", count=free
+                    )
+                    entries = claimed[1]
+                    if not entries:
+                        continue
+                    counts = await self._deliveries(stream, entries)
+                except RETRYABLE as exc:
+                    self._failed_call(exc)
+                    break
+                for item, delivered in zip(entries, counts, strict=True):
+                    fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
+                    self._log.info("task_reclaimed", stream=stream, attempt=delivered)
+                    self._start(stream, _bytes(item.identifier), fields, delivered)
+
+    async def _deliveries(self, stream: str, entries: Any) -> list[int]:
+        """
+        Return how many times each entry has been delivered (XPENDING, one round trip).
+        """
+        async with self._client.pipeline(transaction=False) as pipe:
+            requests = [
+                pipe.xpending(stream, GROUP, start=item.identifier, end=item.identifier, count=1)
+                for item in entries
+            ]
+        counts = []
+        for request in requests:
+            pending: Any = await request
+            counts.append(int(pending[0].delivered) if pending else 1)
+        return counts
+
+    async def _keep_leases(self) -> None:
+        """
+        Renew this worker's hold on its running tasks, so none looks idle to the others.
+        """
+        while True:
+            await trio.sleep(self._visibility / 3)
+            held: dict[str, list[bytes]] = {}
+            for ref, _ in self._tasks.values():
+                held.setdefault(ref.stream, []).append(ref.entry)
+            if not held:
+                continue
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for stream, entries in held.items():
+                        pipe.xclaim(stream, GROUP, self.name, 0, entries, justid=True)
+            except RETRYABLE as exc:
+                self._failed_call(exc)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+@asynccontextmanager
+async def open_redis_worker(
+    queue: CollectorQueue[Any],
+    url: str,
+    *,
+    name: str,
+    capacity: int,
+    serializer: Serializer,
+    drain_timeout: float,
+    logging: bool,
+    queue_name: str | None,
+    visibility_timeout: float | None,
+    max_attempts: int | None,
+) -> AsyncIterator[RedisWorker]:
+    """
+    Run a Redis worker (see :func:`~event_collector.remote.open_worker`).
+    """
+    visibility = DEFAULT_VISIBILITY_TIMEOUT if visibility_timeout is None else visibility_timeout
+    if not visibility > 0:
+        raise ValueError(f"visibility_timeout must be > 0, got {visibility_timeout!r}")
+    attempts = DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    if type(attempts) is not int or attempts < 1:
+        raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    log = get_logger(logging, worker=name)
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+    worker: RedisWorker = RedisWorker._create()
+    body_error: BaseException | None = None
+    async with client, queue:
+        worker._setup(
+            queue, endpoint=url, name=name, capacity=capacity, serializer=serializer, log=log
+        )
+        worker._init(
+            client,
+            keys=Keys(queue_name or DEFAULT_QUEUE),
+            visibility_timeout=visibility,
+            max_attempts=attempts,
+        )
+        await worker._ensure_groups()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker._read)
+            nursery.start_soon(worker._flush)
+            nursery.start_soon(worker._reclaim)
+            nursery.start_soon(worker._keep_leases)
+            log.info("worker_started", url=url, capacity=capacity, streams=len(worker._streams))
+            try:
+                yield worker
+            except BaseException as exc:
+                body_error = exc
+            if body_error is None:
+                worker._leave()
+                with trio.move_on_after(_BLOCK_MS / 1000 + 1):
+                    await worker._read_done.wait()  # a blocking read ends within a second
+                await worker._drain()
+                await worker._deliver_rest(drain_timeout)
+            nursery.cancel_scope.cancel()
+    log.info("worker_stopped")
+    if body_error is not None:
+        raise body_error
