@@ -8,6 +8,7 @@ Real time; short visibility timeouts; every test bounded by ``trio.fail_after``.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -279,6 +280,61 @@ class TestBackpressure:
         assert results == [Ok(i) for i in range(50)]
         assert max(sizes) <= 10
 
+    async def test_memory_is_flat_under_a_producer_faster_than_the_workers(
+        self, server: RedisServer, queue_name: str
+    ) -> None:
+        keys = Keys(queue_name)
+        tasks_stream = keys.tasks(5, "s")
+        samples: list[tuple[int, int, int, int, int]] = []
+        total = 4000
+        with trio.fail_after(60):
+            client = coredis.Redis.from_url(server.url)
+            slow = [Collector("s", sleeper(0.001))]
+            async with (
+                client,
+                worker(server.url, queue_name, slow, max_consumers=4, credit=8) as running,
+                producer(server.url, queue_name, max_queue=50, window=200) as p,
+                trio.open_nursery() as nursery,
+            ):
+                results_stream = keys.results(p.name)
+                done: list[int] = []
+                sender, receiver = trio.open_memory_channel[Any](math.inf)
+
+                async def resolve() -> None:
+                    async for event in receiver:
+                        done.append((await event.wait()).first().unwrap())
+
+                async def sample() -> None:
+                    while True:
+                        memory: Any = await client.info("memory")
+                        samples.append(
+                            (
+                                p.statistics().pending,
+                                running.statistics().in_flight,
+                                await client.xlen(tasks_stream),
+                                await client.xlen(results_stream),
+                                int(memory["used_memory"]),
+                            )
+                        )
+                        await trio.sleep(0.02)
+
+                for _ in range(4):
+                    nursery.start_soon(resolve)
+                nursery.start_soon(sample)
+                async with sender:
+                    for i in range(total):
+                        sender.send_nowait(await p.send(Payload(i, keys=["s"])))
+                await eventually(lambda: len(done) == total)
+                nursery.cancel_scope.cancel()
+        assert sorted(done) == list(range(total))
+        pending, in_flight, queued, unread, memory = zip(*samples, strict=True)
+        assert max(pending) <= 200
+        assert max(in_flight) <= 8
+        assert max(queued) <= 50
+        assert max(unread) <= 200
+        half = len(memory) // 2
+        assert max(memory[half:]) - max(memory[:half]) < 256 * 1024, memory
+
 
 class TestUnreachable:
     """Redis unreachable: a clear error after connect_timeout, not a hang."""
@@ -340,7 +396,40 @@ class TestRestarts:
             e.task_id: Ok(i) for i, e in enumerate(sent)
         }
 
+
+#: The rights docs/redis.rst lists: a producer's, then what a worker adds.
+PRODUCER_RIGHTS = "+evalsha +script|load +xread +xdel +xadd +get +incrby"
+WORKER_RIGHTS = "+xgroup|create +xreadgroup +xautoclaim +xclaim +xpending +xack +expire +decrby"
+
+
+class TestSecurity:
+    """Passwords, ACL users and TLS URLs go through to the client."""
+
+    async def round_trip(self, url: str, queue_name: str) -> Result[Any]:
+        with trio.fail_after(10):
+            async with worker(url, queue_name), producer(url, queue_name) as p:
+                return (await (await p.send(Payload(3, keys=["double"]))).wait()).first()
+
     async def test_a_password(self, queue_name: str) -> None:
-        with redis_server(password="s3cret") as own, trio.fail_after(10):
-            async with worker(own.url, queue_name), producer(own.url, queue_name) as p:
-                assert (await (await p.send(Payload(3, keys=["double"]))).wait()).first() == Ok(6)
+        with redis_server(password="s3cret") as own:
+            assert await self.round_trip(own.url, queue_name) == Ok(6)
+
+    async def test_acl_users_with_the_documented_rights(self, queue_name: str) -> None:
+        users = (
+            "user default off\n"
+            f"user producer on >p1 ~{{{queue_name}}}:* resetchannels -@all {PRODUCER_RIGHTS}\n"
+            f"user worker on >w1 ~{{{queue_name}}}:* resetchannels -@all "
+            f"{PRODUCER_RIGHTS} {WORKER_RIGHTS}\n"
+        )
+        with redis_server(acl=users) as own, trio.fail_after(10):
+            async with worker(own.url_for("worker", "w1"), queue_name):
+                async with producer(own.url_for("producer", "p1"), queue_name) as p:
+                    keyed = await p.send(Payload(3, keys=["double"]))
+                    broadcast = await p.send(Payload(4))
+                    assert (await keyed.wait()).first() == Ok(6)
+                    assert (await broadcast.wait()).first() == Ok(8)
+
+    async def test_tls(self, queue_name: str) -> None:
+        with redis_server(tls=True) as own:
+            assert own.url.startswith("rediss://")
+            assert await self.round_trip(own.url, queue_name) == Ok(6)

@@ -87,6 +87,7 @@ class RedisProducer(Producer[T]):
         self._last_error = ""
         self._enqueue_script = client.register_script(ENQUEUE)
         self._recovered: dict[str, ResultList[Any]] = {}
+        self._freed = trio.Event()  # results came in since the last enqueue
         self._caught_up = trio.Event()  # the reader has read the stream to its end once
 
     def _next_id(self) -> TaskId:
@@ -159,6 +160,7 @@ class RedisProducer(Producer[T]):
                 self._wake = trio.Event()
                 continue
             batch = self._outbox[:_BATCH]
+            self._freed = trio.Event()  # set by the reader when results free some room
             try:
                 added, size = await self._add(batch)
             except RETRYABLE as exc:
@@ -170,8 +172,11 @@ class RedisProducer(Producer[T]):
             self._free = max(self._max_queue - size, 0)
             sent = {id(task) for task in batch[:added]}
             self._outbox = [task for task in self._outbox if id(task) not in sent]
-            if added < len(batch):  # the queue is full: wait for workers to finish some
-                await trio.sleep(backoff)
+            if added < len(batch):
+                # The queue is full: wait for a result of ours (its task left the queue), or
+                # poll, for room made by other producers' tasks.
+                with trio.move_on_after(backoff):
+                    await self._freed.wait()
                 backoff = min(backoff * 2, 0.2)
             else:
                 backoff = 0.01
@@ -208,6 +213,7 @@ class RedisProducer(Producer[T]):
             if not entries:
                 self._caught_up.set()
                 continue
+            self._freed.set()
             handled = []
             for entry in entries:
                 identifier = entry.identifier
