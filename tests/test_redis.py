@@ -30,6 +30,7 @@ from event_collector.remote import (
     Worker,
     open_producer,
     open_worker,
+    redis_queue_statistics,
 )
 
 from .conftest import eventually
@@ -161,16 +162,40 @@ class TestSubsetsOfCollectors:
                     assert (await served.wait()).first() == Ok(10)
                     await trio.sleep(0.2)
                     assert not waiting.done
-                    keys = Keys(queue_name)
-                    client = coredis.Redis.from_url(server.url)
-                    async with client:
-                        assert await client.xlen(keys.tasks(5, "triple")) == 1
+                    stats = await redis_queue_statistics(server.url, queue=queue_name)
+                    assert stats.waiting == {"triple": 1}
+                    assert (stats.size, stats.taken, stats.dead_letters) == (1, 0, 0)
 
                     async def triple(payload: Payload[Any], ctx: Context) -> Result[Any]:
                         return Ok(payload.value * 3)
 
                     async with worker(server.url, queue_name, [Collector("triple", triple)]):
                         assert (await waiting.wait()).first() == Ok(15)
+
+
+class TestQueueStatistics:
+    """redis_queue_statistics sees one queue's tasks, whatever its name."""
+
+    async def test_names_with_glob_characters(self, server: RedisServer) -> None:
+        tricky, plain = f"a*[b\\{uuid.uuid4().hex[:6]}", "aXb"
+        with trio.fail_after(10):
+            for name, count in ((tricky, 2), (plain, 3)):
+                async with producer(server.url, name, close_timeout=0) as p:
+                    for i in range(count):
+                        await p.send(Payload(i, keys=["k"] if i else ["k", "j"]))
+                    await eventually(lambda p=p: p.statistics().unsent == 0)  # type: ignore[misc]
+            stats = await redis_queue_statistics(server.url, queue=tricky)
+            other = await redis_queue_statistics(server.url, queue=plain)
+        assert (stats.queue, stats.size, stats.waiting) == (tricky, 2, {None: 1, "k": 1})
+        assert (other.size, other.waiting) == (3, {None: 1, "k": 2})
+
+    @pytest.mark.parametrize("name", ["", "a{b", "}"])
+    async def test_a_queue_name_redis_cannot_hash_tag(self, name: str) -> None:
+        with pytest.raises(ValueError, match="without braces"):
+            await redis_queue_statistics("redis://127.0.0.1:1", queue=name)
+        with pytest.raises(ValueError, match="without braces"):
+            async with producer("redis://127.0.0.1:1", name):
+                pass
 
 
 class TestAtLeastOnce:

@@ -278,7 +278,7 @@ async def open_redis_producer(
     )
     producer._init(
         client,
-        keys=Keys(queue or DEFAULT_QUEUE),
+        keys=Keys(DEFAULT_QUEUE if queue is None else queue),
         by_priority=by_priority,
         max_queue=max_queue,
         connect_timeout=DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,

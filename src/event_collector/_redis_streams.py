@@ -99,6 +99,20 @@ class Keys:
             for stream in (self.tasks(level), *(self.tasks(level, key) for key in keys))
         ]
 
+    def tasks_pattern(self) -> str:
+        """
+        Return a SCAN pattern matching every task stream of the queue.
+        """
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.tag)
+        return f"{escaped}:t:*"
+
+    def key_of(self, stream: str) -> str | None:
+        """
+        Return the collector key a task stream is for, or None for any worker's.
+        """
+        _level, _, rest = stream.removeprefix(f"{self.tag}:t:").partition(":")
+        return rest.removeprefix("k:") if rest.startswith("k:") else None
+
     def results(self, producer: str) -> str:
         """
         Return the result stream of the producer named ``producer``.

@@ -343,7 +343,7 @@ async def open_redis_worker(
         )
         worker._init(
             client,
-            keys=Keys(queue_name or DEFAULT_QUEUE),
+            keys=Keys(DEFAULT_QUEUE if queue_name is None else queue_name),
             visibility_timeout=visibility,
             max_attempts=attempts,
         )

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from ._gateway import GatewayStatistics as GatewayStatistics
     from ._gateway import open_gateway as open_gateway
     from ._redis_producer import RedisProducer as RedisProducer
+    from ._redis_status import RedisQueueStatistics as RedisQueueStatistics
+    from ._redis_status import redis_queue_statistics as redis_queue_statistics
     from ._remote import CurveClient as CurveClient
     from ._remote import CurveServer as CurveServer
     from ._remote import Heartbeat as Heartbeat
@@ -61,6 +63,8 @@ _LAZY = {
     "GatewayStatistics": "._gateway",
     "open_gateway": "._gateway",
     "RedisProducer": "._redis_producer",
+    "RedisQueueStatistics": "._redis_status",
+    "redis_queue_statistics": "._redis_status",
     "CurveClient": "._remote",
     "CurveServer": "._remote",
     "Heartbeat": "._remote",
@@ -83,6 +87,7 @@ __all__ = [
     "Producer",
     "ProducerStatistics",
     "RedisProducer",
+    "RedisQueueStatistics",
     "RemoteError",
     "RemoteEvent",
     "Serializer",
@@ -92,6 +97,7 @@ __all__ = [
     "open_gateway",
     "open_producer",
     "open_worker",
+    "redis_queue_statistics",
 ]
 
 
