@@ -90,6 +90,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 #: The environment variable telling worker processes how many loop turns burn 1 ms.
 SPIN_VARIABLE = "EC_BENCH_SPIN"
 ZmqContext = zmq.Context[zmq.Socket[bytes]]
+#: Extra options for every ``event_collector worker`` command (``--worker-options``).
+WORKER_OPTIONS: list[str] = []
 
 
 # -- the collectors the worker processes load (distributed:noop_collectors, ...) ------------
@@ -277,7 +279,7 @@ def project_cluster(workers: int, collectors: str, keys: Keys | None = None) -> 
         path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
         for index in range(workers):
             command = [*cli, "worker", f"distributed:{collectors}"]
-            command += ["--connect", endpoints["workers"], *worker_curve]
+            command += ["--connect", endpoints["workers"], *worker_curve, *WORKER_OPTIONS]
             worker = spawn(command, {"PYTHONPATH": path})
             started.append(worker)
             cluster.processes[f"worker {index + 1}"] = worker
@@ -644,6 +646,11 @@ def main() -> None:
     parser.add_argument(
         "--only", default="throughput,latency,curve,cpu", help="sections to run (default: all)"
     )
+    parser.add_argument(
+        "--worker-options",
+        default="",
+        help="extra options of the project's worker command, e.g. '--max-consumers 10'",
+    )
     parser.add_argument("--role", choices=["broker", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--broker", choices=["proxy", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -659,6 +666,7 @@ def main() -> None:
                 raw_worker(args.broker, args.connect, keys)
         return
 
+    WORKER_OPTIONS.extend(args.worker_options.split())
     rounds = args.rounds or (3 if args.quick else 5)
     n = 20_000 if args.quick else 100_000
     window = args.window
@@ -675,6 +683,8 @@ def main() -> None:
         f"tcp loopback; median of {rounds} alternating rounds; tasks/s is wall clock, "
         "CPU us/task per process"
     )
+    if WORKER_OPTIONS:
+        print(f"project workers run with {' '.join(WORKER_OPTIONS)}")
     print(
         "raw: blocking pyzmq, zmq.proxy broker (ROUTER/DEALER, in C), echo workers; "
         "raw loop: the same with a Python poll-loop broker (ROUTER/ROUTER)"
