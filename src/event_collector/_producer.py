@@ -32,7 +32,7 @@ from ._logging import FilteringBoundLogger, get_logger
 from ._public import NoPublicConstructor
 from ._remote import CurveClient, Heartbeat, connect_socket
 from ._serializer import MsgpackSerializer, Serializer
-from ._tasks import to_result_list, to_task
+from ._tasks import to_resolution, to_task
 from ._wire import (
     Bye,
     Hello,
@@ -313,7 +313,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
             return
         event, _ = entry
         event.attempts = result.attempt
-        event._resolve(to_result_list(result.outcomes, self._serializer))
+        event._resolve(*to_resolution(result.outcomes, self._serializer))
         self._released()
 
     def _fail(self, task_id: int, reason: str) -> None:
@@ -326,7 +326,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._released()
 
     def _released(self) -> None:
-        self._room.unpark()
+        if self._room:  # a send waits for the window
+            self._room.unpark()
         if not self._pending:
             self._settled.unpark_all()
 

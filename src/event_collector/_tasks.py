@@ -15,7 +15,15 @@ from ._errors import GatewayError, RemoteError
 from ._serializer import Serializer
 from ._wire import BROADCAST, KEY, TOPIC, ErrorInfo, Outcome, Task
 
-__all__ = ["error_info", "to_outcomes", "to_payload", "to_result_list", "to_task"]
+__all__ = [
+    "error_info",
+    "to_outcomes",
+    "to_payload",
+    "to_resolution",
+    "to_result",
+    "to_result_list",
+    "to_task",
+]
 
 _CODES: Final = {Delivery.BROADCAST: BROADCAST, Delivery.KEY: KEY, Delivery.TOPIC: TOPIC}
 _DELIVERIES: Final = {code: delivery for delivery, code in _CODES.items()}
@@ -107,24 +115,43 @@ def to_outcomes(results: ResultList[Any], serializer: Serializer) -> tuple[Outco
     return tuple(outcomes)
 
 
+def to_result(outcome: Outcome, serializer: Serializer) -> Result[Any]:
+    """
+    Return one outcome as the producer's result.
+    """
+    if outcome.error is not None:
+        info = outcome.error
+        return Error(RemoteError(info.type, info.message, info.traceback))
+    if outcome.value is None:
+        return Error(GatewayError(f"malformed result of {outcome.key!r}: no value"))
+    try:
+        value = serializer.decode(outcome.value)
+    except Exception as exc:
+        message = f"result of collector {outcome.key!r} could not be decoded: {exc}"
+        return Error(GatewayError(message))
+    return Ok(value)
+
+
 def to_result_list(outcomes: tuple[Outcome, ...], serializer: Serializer) -> ResultList[Any]:
     """
     Return outcomes as the producer's ResultList.
     """
-    results: list[Result[Any]] = []
-    for outcome in outcomes:
-        if outcome.error is not None:
-            info = outcome.error
-            results.append(Error(RemoteError(info.type, info.message, info.traceback)))
-            continue
-        if outcome.value is None:
-            results.append(Error(GatewayError(f"malformed result of {outcome.key!r}: no value")))
-            continue
-        try:
-            value = serializer.decode(outcome.value)
-        except Exception as exc:
-            message = f"result of collector {outcome.key!r} could not be decoded: {exc}"
-            results.append(Error(GatewayError(message)))
-        else:
-            results.append(Ok(value))
-    return _result_list(tuple(results), tuple(outcome.key for outcome in outcomes))
+    return _result_list(
+        tuple(to_result(outcome, serializer) for outcome in outcomes),
+        tuple(outcome.key for outcome in outcomes),
+    )
+
+
+def to_resolution(
+    outcomes: tuple[Outcome, ...], serializer: Serializer
+) -> tuple[ResultList[Any] | Result[Any], tuple[str | None, ...]]:
+    """
+    Return outcomes as ``EventBase._resolve`` takes them.
+
+    One outcome (one collector reached, the usual case) is its result and key, and the
+    event builds the ResultList only when asked for it; more are a ResultList.
+    """
+    if len(outcomes) == 1:
+        outcome = outcomes[0]
+        return to_result(outcome, serializer), (outcome.key,)
+    return to_result_list(outcomes, serializer), ()
