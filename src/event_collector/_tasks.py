@@ -17,6 +17,7 @@ from ._wire import BROADCAST, KEY, TOPIC, ErrorInfo, Outcome, Task
 
 __all__ = [
     "error_info",
+    "to_outcome",
     "to_outcomes",
     "to_payload",
     "to_resolution",
@@ -97,22 +98,25 @@ def error_info(error: BaseException) -> ErrorInfo:
     )
 
 
+def to_outcome(key: str | None, result: Result[Any], serializer: Serializer) -> Outcome:
+    """
+    Return one collector's result as an outcome (an unsendable ``Ok`` value is an error).
+    """
+    if type(result) is Ok:
+        try:
+            return Outcome(key, serializer.encode(result.value))
+        except TypeError as exc:
+            info = ErrorInfo("builtins.TypeError", f"result cannot be sent: {exc}")
+            return Outcome(key, error=info)
+    assert type(result) is Error
+    return Outcome(key, error=error_info(result.error))
+
+
 def to_outcomes(results: ResultList[Any], serializer: Serializer) -> tuple[Outcome, ...]:
     """
     Return a worker's results as outcomes; an ``Ok`` value that cannot be sent is an error.
     """
-    outcomes = []
-    for key, result in results.items():
-        if type(result) is Ok:
-            try:
-                outcomes.append(Outcome(key, serializer.encode(result.value)))
-            except TypeError as exc:
-                info = ErrorInfo("builtins.TypeError", f"result cannot be sent: {exc}")
-                outcomes.append(Outcome(key, error=info))
-        else:
-            assert type(result) is Error
-            outcomes.append(Outcome(key, error=error_info(result.error)))
-    return tuple(outcomes)
+    return tuple(to_outcome(key, result, serializer) for key, result in results.items())
 
 
 def to_result(outcome: Outcome, serializer: Serializer) -> Result[Any]:

@@ -28,13 +28,14 @@ import trio
 import zmq
 
 from ._collector import Collector
+from ._data import ResultList
 from ._event import EventBase
 from ._logging import FilteringBoundLogger, get_logger
 from ._public import NoPublicConstructor
 from ._queue import CollectorQueue
 from ._remote import CurveClient, Heartbeat, connect_socket
 from ._serializer import MsgpackSerializer, Serializer
-from ._tasks import error_info, to_outcomes, to_payload
+from ._tasks import error_info, to_outcome, to_outcomes, to_payload
 from ._wire import (
     Bye,
     Dispatch,
@@ -191,9 +192,14 @@ class Worker(metaclass=NoPublicConstructor):
         Note a completed event's result, to send with the next batch.
         """
         task_id, attempt = self._tasks.pop(event)
-        results = event.get_result()
-        assert results is not None
-        self._done.append(TaskResult(task_id, attempt, to_outcomes(results, self._serializer)))
+        # A one-collector event holds its lone result and key: no ResultList is built.
+        outcome, key = event._outcome, event._key
+        if type(outcome) is ResultList:
+            outcomes = to_outcomes(outcome, self._serializer)
+        else:
+            assert outcome is not None
+            outcomes = (to_outcome(key[0], outcome, self._serializer),)
+        self._done.append(TaskResult(task_id, attempt, outcomes))
         self._wake.set()
 
     async def wait_for(self, event: EventBase[Any]) -> None:  # pragma: no cover
