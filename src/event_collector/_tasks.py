@@ -28,6 +28,9 @@ __all__ = [
 
 _CODES: Final = {Delivery.BROADCAST: BROADCAST, Delivery.KEY: KEY, Delivery.TOPIC: TOPIC}
 _DELIVERIES: Final = {code: delivery for delivery, code in _CODES.items()}
+# Compared by identity in to_task: a dict lookup would call Enum.__hash__, in Python.
+_KEY_DELIVERY: Final = Delivery.KEY
+_TOPIC_DELIVERY: Final = Delivery.TOPIC
 
 
 def to_task(task_id: int, payload: Payload[Any], serializer: Serializer) -> Task:
@@ -42,10 +45,11 @@ def to_task(task_id: int, payload: Payload[Any], serializer: Serializer) -> Task
         value = serializer.encode(payload.value)
     except TypeError as exc:
         raise TypeError(f"payload value cannot be sent: {exc}") from None
+    delivery = payload.delivery
     return Task(
         task_id,
         value,
-        _CODES[payload.delivery],
+        KEY if delivery is _KEY_DELIVERY else TOPIC if delivery is _TOPIC_DELIVERY else BROADCAST,
         payload.keys,
         payload.topics,
         payload.priority,
