@@ -612,30 +612,39 @@ def median_cpu(samples: list[Sample]) -> dict[str, float]:
 
 
 HEADER = (
-    f"{'case':<30} {'tasks/s':>9} {'x raw':>6}   "
-    f"{'CPU us/task:':>12} {'producer':>8} {'gateway':>8} {'workers':>8} {'total':>7}"
-    f" {'busy elsewhere':>14}"
+    f"{'case':<24} {'tasks/s':>8} {'x raw':>6} {'per CPU-s':>10} {'x raw':>6}   CPU us/task:"
+    f" {'producer':>8} {'gateway':>8} {'workers':>8}   {'busy elsewhere':>14}"
 )
 
 
-def throughput_lines(label: str, runs: dict[str, list[Sample]]) -> tuple[float, float]:
+def throughput_lines(label: str, runs: dict[str, list[Sample]]) -> tuple[float, float, float]:
     """
-    Print a side-by-side row per side, the first the project; return its and raw's rates.
+    Print a row per side (the first the project).
+
+    Returns:
+        The project's rate, raw's rate, and the project's tasks per CPU second.
+
+    ``per CPU-s``: tasks per second of CPU time of all the side's processes together, the
+    rate with every process on a core of its own and nothing else on the machine; it moves
+    less with the machine's other load than the wall-clock rate does.
     """
     rates = {name: statistics.median(s.rate for s in samples) for name, samples in runs.items()}
-    raw = rates["raw"]
+    efficiency = {
+        name: statistics.median(1 / sum(s.cpu.values()) for s in samples)
+        for name, samples in runs.items()
+    }
     print(label)
     for name, samples in runs.items():
         cpu = median_cpu(samples)
         workers = sum(value for role, value in cpu.items() if role.startswith("worker"))
         broker = cpu.get("gateway", cpu.get("broker", 0.0))
         print(
-            f"{'  ' + name:<30} {rates[name]:>9,.0f} {rates[name] / raw:>6.3f}   {'':>12}"
+            f"{'  ' + name:<24} {rates[name]:>8,.0f} {rates[name] / rates['raw']:>6.3f}"
+            f" {efficiency[name]:>10,.0f} {efficiency[name] / efficiency['raw']:>6.3f}   {'':>11}"
             f" {cpu['producer'] * 1e6:>8.1f} {broker * 1e6:>8.1f} {workers * 1e6:>8.1f}"
-            f" {sum(cpu.values()) * 1e6:>7.1f}"
-            f" {statistics.median(s.elsewhere for s in samples):>9.2f} cores"
+            f"   {statistics.median(s.elsewhere for s in samples):>8.2f} cores"
         )
-    return rates["project"], raw
+    return rates["project"], rates["raw"], efficiency["project"]
 
 
 def main() -> None:
@@ -690,7 +699,7 @@ def main() -> None:
         "raw loop: the same with a Python poll-loop broker (ROUTER/ROUTER)"
     )
 
-    rates: dict[int, tuple[float, float]] = {}
+    rates: dict[int, tuple[float, float, float]] = {}
     if "throughput" in sections or "latency" in sections:
         print(f"\nround trip: {n:,} no-op tasks, every result awaited; {window} in flight")
         print(HEADER)
@@ -716,7 +725,7 @@ def main() -> None:
             f"\nlatency: {count:,} tasks paced at half each side's maximum rate "
             "(above), send to result"
         )
-        print(f"{'case':<30} {'project ms':>10} {'raw ms':>9} {'ratio':>6}")
+        print(f"{'case':<24} {'project ms':>10} {'raw ms':>9} {'ratio':>6}")
         for workers in (1, 2):
             ours_rate, raw_rate = rates[workers][0] / 2, rates[workers][1] / 2
 
@@ -736,7 +745,7 @@ def main() -> None:
             for name, fraction in (("p50", 0.5), ("p99", 0.99)):
                 a = statistics.median(percentile(run, fraction) for run in lat["project"]) * 1e3
                 b = statistics.median(percentile(run, fraction) for run in lat["raw"]) * 1e3
-                print(f"{'  ' + name:<30} {a:>10.3f} {b:>9.3f} {a / b:>6.2f}")
+                print(f"{'  ' + name:<24} {a:>10.3f} {b:>9.3f} {a / b:>6.2f}")
 
     if "curve" in sections:
         print(f"\nCURVE on, both sides (throwaway keys): {n:,} no-op tasks")
@@ -753,9 +762,12 @@ def main() -> None:
                     return raw_throughput(cluster, n, window, keys)
 
             runs = alternate(rounds, {"project": ours_curve, "raw": raw_curve})
-        curve_rate, _ = throughput_lines("2 worker processes, CURVE", runs)
+        curve_rate, _, curve_efficiency = throughput_lines("2 worker processes, CURVE", runs)
         if 2 in rates:
-            print(f"{'  project CURVE / plain':<30} {curve_rate / rates[2][0]:>9.3f}")
+            print(
+                f"{'  project CURVE / plain':<24} {curve_rate / rates[2][0]:>8.3f} {'':>6}"
+                f" {curve_efficiency / rates[2][2]:>10.3f}"
+            )
 
     if "cpu" in sections:
         turns = calibrate()
@@ -766,8 +778,8 @@ def main() -> None:
             "calibrated here); at most 1 000/s a core"
         )
         print(
-            f"{'case':<30} {'tasks/s':>9} {'x in-process':>13}   CPU ms/task: "
-            f"{'producer':>8} {'gateway':>8} {'workers':>8} {'busy elsewhere':>14}"
+            f"{'case':<26} {'tasks/s':>8} {'x in-process':>13}   CPU ms/task:"
+            f" {'producer':>8} {'gateway':>8} {'workers':>8}   {'busy elsewhere':>14}"
         )
 
         def cluster_run(workers: int) -> Callable[[], Sample]:
@@ -791,10 +803,10 @@ def main() -> None:
             cpu = median_cpu(samples)
             in_workers = sum(value for role, value in cpu.items() if role.startswith("worker"))
             print(
-                f"{name:<30} {rate:>9,.0f} {rate / base:>13.2f}   {'':>12} "
-                f"{cpu['producer'] * 1e3:>8.2f} {cpu.get('gateway', 0.0) * 1e3:>8.2f} "
-                f"{in_workers * 1e3:>8.2f} {statistics.median(s.elsewhere for s in samples):>9.2f}"
-                " cores"
+                f"{name:<26} {rate:>8,.0f} {rate / base:>13.2f}   {'':>12}"
+                f" {cpu['producer'] * 1e3:>8.2f} {cpu.get('gateway', 0.0) * 1e3:>8.2f}"
+                f" {in_workers * 1e3:>8.2f}"
+                f"   {statistics.median(s.elsewhere for s in samples):>8.2f} cores"
             )
 
 
