@@ -49,14 +49,16 @@ cores went.
 
 Other rows:
 
-* latency: tasks sent paced at half each side's measured maximum rate; p50 and p99 from
-  each task's send to its result (trio: a task per event awaiting ``wait()``; raw: the time
-  its reply is taken);
+* latency: right after each throughput run, on the same processes, tasks sent paced at
+  half the rate that run measured (half of what the machine gave that side just then);
+  p50 and p99 from each task's send to its result (project: one task awaits the events in
+  send order, which can only overstate a latency; raw: the time its reply is taken);
 * CURVE: the same round trip with CURVE on, keys from ``event-collector keygen`` in a
   temporary directory; the raw baseline then uses CURVE too (same keys, no ZAP handler);
 * CPU-bound: a processor burning about 1 ms of CPU (a loop calibrated once in this
   process), through 1 and 2 worker processes against the in-process CollectorQueue (same
-  options as a worker's queue) running the same processor in this process.
+  options as a worker's queue) running the same processor in this process. Two workers
+  can only double the rate with two cores free: read it with the cores busy elsewhere.
 """
 
 from __future__ import annotations
@@ -418,6 +420,8 @@ class Sample:
     rate: float
     cpu: dict[str, float]
     elsewhere: float
+    #: Latencies of a paced run on the same processes right after, at half ``rate``.
+    latencies: list[float] = field(default_factory=list)
 
 
 def sample(n: int, elapsed: float, before: dict[str, float], after: dict[str, float]) -> Sample:
@@ -498,16 +502,27 @@ def raw_throughput(cluster: Cluster, n: int, window: int, keys: Keys | None) -> 
 
 
 def project_latency(cluster: Cluster, workers: int, n: int, rate: float) -> list[float]:
+    """
+    Send ``n`` tasks at ``rate``; return each one's send-to-result latency.
+
+    One task waits for the events in the order they were sent (a task per event would cost
+    this process a spawn per task, which raw does not pay): an event that resolved before
+    an earlier one is counted when that one has resolved, which can only add to latency.
+    """
+
     async def run() -> list[float]:
         latencies: list[float] = []
+        send, receive = trio.open_memory_channel[tuple[float, Any]](math.inf)
 
-        async def watch(sent_at: float, event: Any) -> None:
-            await event.wait()
-            latencies.append(time.perf_counter() - sent_at)
+        async def watch() -> None:
+            async for sent_at, event in receive:
+                await event.wait()
+                latencies.append(time.perf_counter() - sent_at)
 
         async with open_producer(cluster.endpoint, logging=False) as producer:
             await warm_up(producer, workers)
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
                 start = trio.current_time()
                 for i in range(n):
                     due = start + i / rate
@@ -515,7 +530,8 @@ def project_latency(cluster: Cluster, workers: int, n: int, rate: float) -> list
                         await trio.sleep_until(due)
                     sent_at = time.perf_counter()
                     event = await producer.send(Payload({"id": i}, Delivery.KEY, ("noop",)))
-                    nursery.start_soon(watch, sent_at, event)
+                    send.send_nowait((sent_at, event))
+                send.close()
         return latencies
 
     return trio.run(run)
@@ -701,51 +717,54 @@ def main() -> None:
 
     rates: dict[int, tuple[float, float, float]] = {}
     if "throughput" in sections or "latency" in sections:
+        latency = "latency" in sections
+        count = n // 5
         print(f"\nround trip: {n:,} no-op tasks, every result awaited; {window} in flight")
         print(HEADER)
+        paced: dict[int, dict[str, list[Sample]]] = {}
         for workers in (1, 2):
 
             def ours(workers: int = workers) -> Sample:
                 with project_cluster(workers, "noop_collectors") as cluster:
-                    return project_throughput(cluster, workers, n, None)
+                    result = project_throughput(cluster, workers, n, None)
+                    if latency:
+                        rate = result.rate / 2
+                        result.latencies = project_latency(cluster, workers, count, rate)
+                    return result
 
             def raw(workers: int = workers, kind: str = "proxy") -> Sample:
                 with raw_cluster(workers, kind) as cluster:
-                    return raw_throughput(cluster, n, window, None)
+                    result = raw_throughput(cluster, n, window, None)
+                    if latency and kind == "proxy":
+                        result.latencies = raw_latency(cluster, count, result.rate / 2)
+                    return result
 
             runs = alternate(
                 rounds, {"project": ours, "raw": raw, "raw loop": lambda: raw(kind="loop")}
             )
             label = f"{workers} worker process{'es' if workers > 1 else ''}"
             rates[workers] = throughput_lines(label, runs)
+            paced[workers] = runs
 
-    if "latency" in sections:
-        count = n // 5
-        print(
-            f"\nlatency: {count:,} tasks paced at half each side's maximum rate "
-            "(above), send to result"
-        )
-        print(f"{'case':<24} {'project ms':>10} {'raw ms':>9} {'ratio':>6}")
-        for workers in (1, 2):
-            ours_rate, raw_rate = rates[workers][0] / 2, rates[workers][1] / 2
-
-            def ours_lat(workers: int = workers, rate: float = ours_rate) -> list[float]:
-                with project_cluster(workers, "noop_collectors") as cluster:
-                    return project_latency(cluster, workers, count, rate)
-
-            def raw_lat(workers: int = workers, rate: float = raw_rate) -> list[float]:
-                with raw_cluster(workers, "proxy") as cluster:
-                    return raw_latency(cluster, count, rate)
-
-            lat = alternate(rounds, {"project": ours_lat, "raw": raw_lat})
+        if latency:
             print(
-                f"{workers} worker process{'es' if workers > 1 else ''}: "
-                f"project at {ours_rate:,.0f}/s, raw at {raw_rate:,.0f}/s"
+                f"\nlatency: {count:,} tasks paced at half the maximum rate each side has just "
+                "measured (above) on the same processes, send to result"
             )
-            for name, fraction in (("p50", 0.5), ("p99", 0.99)):
-                a = statistics.median(percentile(run, fraction) for run in lat["project"]) * 1e3
-                b = statistics.median(percentile(run, fraction) for run in lat["raw"]) * 1e3
-                print(f"{'  ' + name:<24} {a:>10.3f} {b:>9.3f} {a / b:>6.2f}")
+            print(f"{'case':<24} {'project ms':>10} {'raw ms':>9} {'ratio':>6}")
+            for workers, runs in paced.items():
+                print(
+                    f"{workers} worker process{'es' if workers > 1 else ''}: project at "
+                    f"{rates[workers][0] / 2:,.0f}/s, raw at {rates[workers][1] / 2:,.0f}/s "
+                    "(medians)"
+                )
+                for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+                    a, b = (
+                        statistics.median(percentile(s.latencies, fraction) for s in runs[side])
+                        * 1e3
+                        for side in ("project", "raw")
+                    )
+                    print(f"{'  ' + name:<24} {a:>10.3f} {b:>9.3f} {a / b:>6.2f}")
 
     if "curve" in sections:
         print(f"\nCURVE on, both sides (throwaway keys): {n:,} no-op tasks")
