@@ -139,6 +139,13 @@ class _Worker:
     leaving: bool = False
 
 
+def _load(worker: _Worker) -> int:
+    """
+    Return the tasks ``worker`` holds: dispatch goes to the fewest first.
+    """
+    return len(worker.in_flight)
+
+
 @final
 class _Sender:
     """
@@ -536,7 +543,7 @@ class Gateway(metaclass=NoPublicConstructor):
             entry = self._next_entry()
             if entry is None:
                 break
-            worker = min(ready, key=lambda w: len(w.in_flight))
+            worker = ready[0] if len(ready) == 1 else min(ready, key=_load)
             entry.worker = worker.identity
             worker.in_flight[entry.gid] = entry
             worker.credit -= 1

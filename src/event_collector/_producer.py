@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
 import attrs
 import trio
 
-from ._data import Error, Payload, ResultList, _result_list
+from ._data import Error, Payload, Result, ResultList, _result_list
 from ._errors import GatewayError
 from ._event import EventBase, make_pacer
 from ._logging import FilteringBoundLogger
@@ -230,9 +230,18 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._outbox.append(task)
         self._wake.set()
 
-    def _resolve(self, task_id: TaskId, results: ResultList[Any], attempts: int) -> None:
+    def _resolve(
+        self,
+        task_id: TaskId,
+        attempts: int,
+        outcome: ResultList[Any] | Result[Any],
+        key: tuple[str | None, ...] = (),
+    ) -> None:
         """
         Resolve the pending event of ``task_id``; a second result for it is a duplicate.
+
+        ``outcome`` and ``key`` are as ``EventBase._resolve`` takes them (see
+        ``to_resolution``).
         """
         entry = self._pending.pop(task_id, None)
         if entry is None:
@@ -240,7 +249,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
             return
         event = entry[0]
         event.attempts = attempts
-        event._resolve(results)
+        event._resolve(outcome, key)
         self._released()
 
     def _fail(self, task_id: TaskId, reason: str) -> None:
@@ -267,7 +276,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._settled.unpark_all()
 
     def _released(self) -> None:
-        self._room.unpark()
+        if self._room:  # a send waits for the window
+            self._room.unpark()
         if not self._pending:
             self._settled.unpark_all()
 

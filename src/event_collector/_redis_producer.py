@@ -32,7 +32,7 @@ from ._logging import get_logger
 from ._producer import Producer, TaskId, failed
 from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, level_of
 from ._serializer import Serializer
-from ._tasks import to_result_list, to_task
+from ._tasks import to_resolution, to_result_list, to_task
 from ._wire import TaskResult
 
 __all__ = ["RETRYABLE", "RedisProducer", "open_redis_producer"]
@@ -228,21 +228,24 @@ class RedisProducer(Producer[T]):
     def _handle(self, fields: Any) -> None:
         try:
             task_id = fields[b"i"].decode()
-            if b"e" in fields:
-                results = failed(fields[b"e"].decode())
-                attempts = 0
-            else:
-                result = _decode_result(fields[b"r"])
-                results = to_result_list(result.outcomes, self._serializer)
-                attempts = result.attempt
+            error = fields[b"e"].decode() if b"e" in fields else None
+            result = None if error is not None else _decode_result(fields[b"r"])
         except (KeyError, UnicodeDecodeError, msgspec.DecodeError) as exc:
             self._malformed += 1
             self._log.warning("malformed_result", error=repr(exc))
             return
         if task_id in self._pending:
-            self._resolve(task_id, results, attempts)
+            if result is None:
+                self._resolve(task_id, 0, failed(str(error)))
+            else:
+                resolution = to_resolution(result.outcomes, self._serializer)
+                self._resolve(task_id, result.attempt, *resolution)
         elif len(self._recovered) < _RECOVERED:
-            self._recovered[task_id] = results
+            self._recovered[task_id] = (
+                failed(str(error))
+                if result is None
+                else to_result_list(result.outcomes, self._serializer)
+            )
         else:
             self._duplicates += 1
 

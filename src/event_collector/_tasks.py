@@ -15,10 +15,22 @@ from ._errors import GatewayError, RemoteError
 from ._serializer import Serializer
 from ._wire import BROADCAST, KEY, TOPIC, ErrorInfo, Outcome, Task
 
-__all__ = ["error_info", "to_outcomes", "to_payload", "to_result_list", "to_task"]
+__all__ = [
+    "error_info",
+    "to_outcome",
+    "to_outcomes",
+    "to_payload",
+    "to_resolution",
+    "to_result",
+    "to_result_list",
+    "to_task",
+]
 
 _CODES: Final = {Delivery.BROADCAST: BROADCAST, Delivery.KEY: KEY, Delivery.TOPIC: TOPIC}
 _DELIVERIES: Final = {code: delivery for delivery, code in _CODES.items()}
+# Compared by identity in to_task: a dict lookup would call Enum.__hash__, in Python.
+_KEY_DELIVERY: Final = Delivery.KEY
+_TOPIC_DELIVERY: Final = Delivery.TOPIC
 
 
 def to_task(task_id: int, payload: Payload[Any], serializer: Serializer) -> Task:
@@ -33,10 +45,11 @@ def to_task(task_id: int, payload: Payload[Any], serializer: Serializer) -> Task
         value = serializer.encode(payload.value)
     except TypeError as exc:
         raise TypeError(f"payload value cannot be sent: {exc}") from None
+    delivery = payload.delivery
     return Task(
         task_id,
         value,
-        _CODES[payload.delivery],
+        KEY if delivery is _KEY_DELIVERY else TOPIC if delivery is _TOPIC_DELIVERY else BROADCAST,
         payload.keys,
         payload.topics,
         payload.priority,
@@ -89,42 +102,64 @@ def error_info(error: BaseException) -> ErrorInfo:
     )
 
 
+def to_outcome(key: str | None, result: Result[Any], serializer: Serializer) -> Outcome:
+    """
+    Return one collector's result as an outcome (an unsendable ``Ok`` value is an error).
+    """
+    if type(result) is Ok:
+        try:
+            return Outcome(key, serializer.encode(result.value))
+        except TypeError as exc:
+            info = ErrorInfo("builtins.TypeError", f"result cannot be sent: {exc}")
+            return Outcome(key, error=info)
+    assert type(result) is Error
+    return Outcome(key, error=error_info(result.error))
+
+
 def to_outcomes(results: ResultList[Any], serializer: Serializer) -> tuple[Outcome, ...]:
     """
     Return a worker's results as outcomes; an ``Ok`` value that cannot be sent is an error.
     """
-    outcomes = []
-    for key, result in results.items():
-        if type(result) is Ok:
-            try:
-                outcomes.append(Outcome(key, serializer.encode(result.value)))
-            except TypeError as exc:
-                info = ErrorInfo("builtins.TypeError", f"result cannot be sent: {exc}")
-                outcomes.append(Outcome(key, error=info))
-        else:
-            assert type(result) is Error
-            outcomes.append(Outcome(key, error=error_info(result.error)))
-    return tuple(outcomes)
+    return tuple(to_outcome(key, result, serializer) for key, result in results.items())
+
+
+def to_result(outcome: Outcome, serializer: Serializer) -> Result[Any]:
+    """
+    Return one outcome as the producer's result.
+    """
+    if outcome.error is not None:
+        info = outcome.error
+        return Error(RemoteError(info.type, info.message, info.traceback))
+    if outcome.value is None:
+        return Error(GatewayError(f"malformed result of {outcome.key!r}: no value"))
+    try:
+        value = serializer.decode(outcome.value)
+    except Exception as exc:
+        message = f"result of collector {outcome.key!r} could not be decoded: {exc}"
+        return Error(GatewayError(message))
+    return Ok(value)
 
 
 def to_result_list(outcomes: tuple[Outcome, ...], serializer: Serializer) -> ResultList[Any]:
     """
     Return outcomes as the producer's ResultList.
     """
-    results: list[Result[Any]] = []
-    for outcome in outcomes:
-        if outcome.error is not None:
-            info = outcome.error
-            results.append(Error(RemoteError(info.type, info.message, info.traceback)))
-            continue
-        if outcome.value is None:
-            results.append(Error(GatewayError(f"malformed result of {outcome.key!r}: no value")))
-            continue
-        try:
-            value = serializer.decode(outcome.value)
-        except Exception as exc:
-            message = f"result of collector {outcome.key!r} could not be decoded: {exc}"
-            results.append(Error(GatewayError(message)))
-        else:
-            results.append(Ok(value))
-    return _result_list(tuple(results), tuple(outcome.key for outcome in outcomes))
+    return _result_list(
+        tuple(to_result(outcome, serializer) for outcome in outcomes),
+        tuple(outcome.key for outcome in outcomes),
+    )
+
+
+def to_resolution(
+    outcomes: tuple[Outcome, ...], serializer: Serializer
+) -> tuple[ResultList[Any] | Result[Any], tuple[str | None, ...]]:
+    """
+    Return outcomes as ``EventBase._resolve`` takes them.
+
+    One outcome (one collector reached, the usual case) is its result and key, and the
+    event builds the ResultList only when asked for it; more are a ResultList.
+    """
+    if len(outcomes) == 1:
+        outcome = outcomes[0]
+        return to_result(outcome, serializer), (outcome.key,)
+    return to_result_list(outcomes, serializer), ()

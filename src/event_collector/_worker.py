@@ -27,13 +27,14 @@ import attrs
 import trio
 
 from ._collector import Collector
+from ._data import ResultList
 from ._event import EventBase
 from ._logging import FilteringBoundLogger
 from ._producer import is_redis_url
 from ._public import NoPublicConstructor
 from ._queue import CollectorQueue
 from ._serializer import Serializer
-from ._tasks import error_info, to_outcomes, to_payload
+from ._tasks import error_info, to_outcome, to_outcomes, to_payload
 from ._wire import Outcome, Task
 
 if TYPE_CHECKING:
@@ -207,9 +208,14 @@ class Worker(metaclass=NoPublicConstructor):
         Note a completed event's result, to send with the next batch.
         """
         reference, attempt = self._tasks.pop(event)
-        results = event.get_result()
-        assert results is not None
-        self._finished(reference, attempt, to_outcomes(results, self._serializer))
+        # A one-collector event holds its lone result and key: no ResultList is built.
+        outcome, key = event._outcome, event._key
+        if type(outcome) is ResultList:
+            outcomes = to_outcomes(outcome, self._serializer)
+        else:
+            assert outcome is not None
+            outcomes = (to_outcome(key[0], outcome, self._serializer),)
+        self._finished(reference, attempt, outcomes)
 
     async def wait_for(self, event: EventBase[Any]) -> None:  # pragma: no cover
         raise RuntimeError("a worker's events are not waited for")

@@ -25,7 +25,7 @@ from ._logging import get_logger
 from ._producer import Producer, TaskId
 from ._remote import CurveClient, Heartbeat, connect_socket
 from ._serializer import Serializer
-from ._tasks import to_result_list, to_task
+from ._tasks import to_resolution, to_task
 from ._wire import (
     Bye,
     Hello,
@@ -119,8 +119,8 @@ class ZmqProducer(Producer[T]):
         match message:
             case Results(results, credit):
                 for result in results:
-                    outcomes = to_result_list(result.outcomes, self._serializer)
-                    self._resolve(result.id, outcomes, result.attempt)
+                    resolution = to_resolution(result.outcomes, self._serializer)
+                    self._resolve(result.id, result.attempt, *resolution)
                 self._add_credit(credit)
             case Welcome(gateway, credit):
                 self._welcome(gateway, credit)
