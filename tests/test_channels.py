@@ -448,30 +448,56 @@ class TestKeyboardInterrupt:
 class TestQueueChannel:
     """The queue's own channel says whether a send woke a receiver, and who is parked."""
 
-    async def test_hand_off_and_parked_receivers(self) -> None:
-        channel: QueueChannel[int] = QueueChannel(fifo_state(math.inf))
-        got: list[int] = []
+    async def test_one_receiver_woken_at_a_time(self) -> None:
+        channel: QueueChannel[int] = fifo_state(math.inf, QueueChannel)
+        got: dict[str, list[int]] = {"a": [], "b": []}
 
-        async def consume() -> None:
-            item = channel.receive_nowait()
-            got.append(item if item is not EMPTY else await channel.park())
+        async def consume(name: str) -> None:
+            while True:
+                item = channel.receive_nowait()
+                got[name].append(item if item is not EMPTY else await channel.park())
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(consume)
-            nursery.start_soon(consume)
+            nursery.start_soon(consume, "a")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(consume, "b")
             await trio.testing.wait_all_tasks_blocked()
             assert channel.parked == 2
             parked = channel.parked_receivers()
             assert channel.send_nowait(1) is True  # woke the longest-waiting receiver
             assert channel.parked_receivers() == parked[:1]  # the newest is left
-            assert channel.send_nowait(2) is True
-            assert channel.send_nowait(3) is False  # nobody parked: buffered
-            assert (channel.queued, channel.sent) == (1, 3)
-        assert sorted(got) == [1, 2]  # the two woke in the same batch, in trio's order
+            assert channel.send_nowait(2) is False  # one is on its way: buffered for it
+            assert channel.send_nowait(3) is False
+            assert (channel.queued, channel.parked, channel.sent) == (2, 1, 3)
+            await trio.testing.wait_all_tasks_blocked()
+            # a woke with 1 to a backlog: it handed 2 to b, the next in line, and took 3
+            assert got == {"a": [1, 3], "b": [2]}
+            assert channel.parked == 2
+            nursery.cancel_scope.cancel()
+
+    async def test_a_lone_item_wakes_one_receiver(self) -> None:
+        channel: QueueChannel[int] = fifo_state(math.inf, QueueChannel)
+        got: list[int] = []
+
+        async def consume() -> None:
+            while True:
+                item = channel.receive_nowait()
+                got.append(item if item is not EMPTY else await channel.park())
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(consume)
+            await trio.testing.wait_all_tasks_blocked()
+            for value in range(4):
+                channel.send_nowait(value)
+                await trio.testing.wait_all_tasks_blocked()
+                assert channel.parked == 3  # done, and back: nobody else was disturbed
+            nursery.cancel_scope.cancel()
+        assert got == [0, 1, 2, 3]
 
     async def test_drain_returns_what_is_left_in_order(self) -> None:
-        channel: QueueChannel[tuple[int, str]] = QueueChannel(
-            priority_state(math.inf, lambda item: item[0])
+        channel: QueueChannel[tuple[int, str]] = priority_state(
+            math.inf, lambda item: item[0], QueueChannel
         )
         for item in [(2, "a"), (1, "b"), (2, "c")]:
             channel.send_nowait(item)

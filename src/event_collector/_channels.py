@@ -7,6 +7,14 @@ add what trio's ends have (closing, cloning, ``async for``); :class:`QueueChanne
 collector queue's own view of a channel, both sides in one, which also says whether a send
 went straight to a waiting receiver and which receivers are parked.
 
+The queue's channel wakes one receiver at a time. trio's channels hand every item to a
+waiting receiver, so a burst of sends wakes every idle consumer, each of which takes one or
+two items and parks again: a task switch per item. Here an item goes to a waiting receiver
+only if no other receiver is already on its way (woken and not yet running); otherwise it
+waits in the buffer, and the receiver on its way drains it. A receiver that takes an item
+and leaves a backlog behind wakes the next one (handing it the next item), so a backlog
+still spreads over every idle receiver when processing blocks, one wake at a time.
+
 Every step that moves an item between owners runs under trio's KeyboardInterrupt protection,
 as trio's own channels do: a Ctrl-C lands before or after the hand-over, never inside it.
 """
@@ -39,6 +47,7 @@ __all__ = [
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+S = TypeVar("S", bound="_State[Any]")
 
 
 @final
@@ -123,7 +132,6 @@ def _priority(key: Callable[[Any], int], item: object) -> int:
     return priority
 
 
-@final
 class _State(Generic[T]):
     """
     A channel's buffer and blocked tasks; the one writer of both.
@@ -144,6 +152,8 @@ class _State(Generic[T]):
         "receive_tasks",
         "send_tasks",
         "sent",
+        "wake_one",
+        "waking",
     )
 
     def __init__(
@@ -154,6 +164,10 @@ class _State(Generic[T]):
         pop: Callable[[], T],
         key: Callable[[T], int] | None,
     ) -> None:
+        #: Whether receivers are woken one at a time (the queue's channel, see above).
+        self.wake_one = False
+        #: Receivers handed an item and not yet running again (at most one with wake_one).
+        self.waking = 0
         self.max_buffer_size = max_buffer_size
         self.buffer = buffer
         # The buffer's append, or None for the priority buffer, which takes the priority too.
@@ -216,10 +230,8 @@ class _State(Generic[T]):
     def _offer(self, item: T, priority: int) -> bool:
         if self.open_receive_channels == 0:
             raise trio.BrokenResourceError
-        if self.receive_tasks:
-            task, tasks = self.receive_tasks.popitem(last=False)
-            tasks.remove(task)
-            trio.lowlevel.reschedule(task, outcome.Value(item))
+        if self.receive_tasks and not self.waking:
+            self._hand(item)
             self.sent += 1
             return True
         if len(self.buffer) < self.max_buffer_size:
@@ -229,6 +241,16 @@ class _State(Generic[T]):
             self.peak_buffer_used = max(self.peak_buffer_used, used)
             return False
         raise trio.WouldBlock
+
+    def _hand(self, item: T) -> None:
+        """
+        Give ``item`` to the longest-waiting receiver and wake it.
+        """
+        task, tasks = self.receive_tasks.popitem(last=False)
+        tasks.remove(task)
+        trio.lowlevel.reschedule(task, outcome.Value(item))
+        if self.wake_one:
+            self.waking = 1
 
     @enable_ki_protection
     def take(self) -> T:
@@ -252,12 +274,15 @@ class _State(Generic[T]):
             # before this call returns, so the peak does not count it.
             self._push_item(item, priority)
         if self.buffer:
-            return self._pop()
+            item = self._pop()
+            if self.wake_one and self.buffer and self.receive_tasks and not self.waking:
+                self._hand(self._pop())  # a backlog: the next receiver takes part in it
+            return item
         if not self.open_send_channels:
             raise trio.EndOfChannel
         return _EMPTY  # type: ignore[no-any-return]
 
-    async def send(self, item: T, tasks: set[Task]) -> None:
+    async def send_item(self, item: T, tasks: set[Task]) -> None:
         """
         Send ``item``, blocking while the buffer is full; ``tasks`` is the end's set.
 
@@ -283,7 +308,7 @@ class _State(Generic[T]):
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def receive(self, tasks: set[Task]) -> T:
+    async def receive_item(self, tasks: set[Task]) -> T:
         """
         Take the next item, blocking while there is none; ``tasks`` is the end's set.
 
@@ -294,9 +319,9 @@ class _State(Generic[T]):
         if item is not _EMPTY:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return item
-        return await self.park(tasks)
+        return await self.park_receiver(tasks)
 
-    async def park(self, tasks: set[Task]) -> T:
+    async def park_receiver(self, tasks: set[Task]) -> T:
         """
         Wait for a sender to hand an item over; the caller found the buffer empty.
         """
@@ -309,7 +334,13 @@ class _State(Generic[T]):
             del self.receive_tasks[task]
             return trio.lowlevel.Abort.SUCCEEDED
 
-        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
+        item: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        # Running again (a receiver woken by closing raised instead). Sends meanwhile left
+        # a backlog for this receiver: the next one takes part in it.
+        self.waking = 0
+        if self.buffer and self.receive_tasks and self.wake_one:
+            self._hand(self._pop())
+        return item
 
     @enable_ki_protection
     def close_send_end(self, tasks: set[Task]) -> None:
@@ -323,6 +354,9 @@ class _State(Generic[T]):
         self.open_send_channels -= 1
         if self.open_send_channels == 0:
             assert not self.send_tasks
+            # Waking one at a time leaves receivers parked beside a backlog: they drain it.
+            while self.buffer and self.receive_tasks:
+                self._hand(self._pop())
             for task, receiver_tasks in self.receive_tasks.items():
                 receiver_tasks.remove(task)
                 trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
@@ -449,7 +483,7 @@ class OrderedSendChannel(_ChannelEnd[T], trio.abc.SendChannel[T]):
         """
         if self._closed:
             raise trio.ClosedResourceError
-        await self._state.send(value, self._tasks)
+        await self._state.send_item(value, self._tasks)
 
     @enable_ki_protection
     def close(self) -> None:
@@ -505,7 +539,7 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
         """
         if self._closed:
             raise trio.ClosedResourceError
-        return await self._state.receive(self._tasks)
+        return await self._state.receive_item(self._tasks)
 
     @enable_ki_protection
     def close(self) -> None:
@@ -522,23 +556,32 @@ class OrderedReceiveChannel(_ChannelEnd[T], trio.abc.ReceiveChannel[T]):
 
 
 @final
-class QueueChannel(Generic[T]):
+class QueueChannel(_State[T]):
     """
-    The collector queue's channel: both sides in one, and what the queue needs to know.
+    The collector queue's channel: both sides in one, waking receivers one at a time.
 
-    One send side (the publisher) and one receive side (the consumers).
+    A channel state (see the module's docstring) with what the queue needs to know.
 
-    Args:
-        state: The channel state, from :func:`open_queue_channel`.
+    One send side (the publisher) and one receive side (the consumers). Build it with
+    :func:`fifo_state`, :func:`lifo_state` or :func:`priority_state`, passing this class.
     """
 
-    __slots__ = ("_closed", "_drained", "_receivers", "_senders", "_state")
+    __slots__ = ("_drained", "_receivers", "_senders", "closed")
 
-    def __init__(self, state: _State[T]) -> None:
-        state.open_send_channels += 1
-        state.open_receive_channels += 1
-        self._state = state
-        self._closed = False
+    def __init__(
+        self,
+        max_buffer_size: int | float,
+        buffer: _Buffer[T],
+        push: Callable[[T], None] | None,
+        pop: Callable[[], T],
+        key: Callable[[T], int] | None,
+    ) -> None:
+        super().__init__(max_buffer_size, buffer, push, pop, key)
+        self.open_send_channels = 1
+        self.open_receive_channels = 1
+        self.wake_one = True
+        #: Whether :meth:`close` was called.
+        self.closed = False
         self._drained = False
         self._senders: set[Task] = set()
         self._receivers: set[Task] = set()
@@ -548,55 +591,36 @@ class QueueChannel(Generic[T]):
         """
         Items in the buffer, waiting for a receiver.
         """
-        return len(self._state.buffer)
+        return len(self.buffer)
 
     @property
     def parked(self) -> int:
         """
         Receivers blocked waiting for an item.
         """
-        return len(self._state.receive_tasks)
-
-    @property
-    def closed(self) -> bool:
-        """
-        Whether :meth:`close` was called.
-        """
-        return self._closed
-
-    @property
-    def sent(self) -> int:
-        """
-        Items accepted since the channel was opened (a blocked send counts once it is in).
-        """
-        return self._state.sent
-
-    def statistics(self) -> ChannelStatistics:
-        """
-        Return a snapshot of the channel's state.
-        """
-        return self._state.statistics()
+        return len(self.receive_tasks)
 
     def parked_receivers(self) -> list[Task]:
         """
         Return the receivers blocked now, the most recently parked first.
         """
-        return list(reversed(self._state.receive_tasks))
+        return list(reversed(self.receive_tasks))
 
     def send_nowait(self, item: T) -> bool:
         """
         Send ``item`` if there is room.
 
         Returns:
-            True if a parked receiver took it, False if it was buffered.
+            True if it woke a parked receiver (handing it the item), False if it was
+            buffered (for the receiver on its way, if :attr:`waking`, or a busy one).
 
         Raises:
             trio.WouldBlock: The buffer is full.
             trio.ClosedResourceError: The channel is closed.
         """
-        if self._closed:
+        if self.closed:
             raise trio.ClosedResourceError
-        return self._state.offer(item)
+        return self._offer(item, 0 if self._key is None else _priority(self._key, item))
 
     @enable_ki_protection
     async def send(self, item: T) -> None:
@@ -606,18 +630,13 @@ class QueueChannel(Generic[T]):
         Raises:
             trio.ClosedResourceError: The channel is (or becomes) closed.
         """
-        if self._closed:
+        if self.closed:
             raise trio.ClosedResourceError
-        await self._state.send(item, self._senders)
+        await self.send_item(item, self._senders)
 
-    def receive_nowait(self) -> T:
-        """
-        Return the next item, or ``EMPTY`` (compare with ``is``) if there is none now.
-
-        Raises:
-            trio.EndOfChannel: The channel is closed and empty.
-        """
-        return self._state.take()
+    #: Return the next item, or ``EMPTY`` (compare with ``is``) if there is none now.
+    #: Raises ``trio.EndOfChannel`` once the channel is closed and empty.
+    receive_nowait = _State.take
 
     async def park(self) -> T:
         """
@@ -628,17 +647,17 @@ class QueueChannel(Generic[T]):
         Raises:
             trio.EndOfChannel: The channel was closed while waiting.
         """
-        return await self._state.park(self._receivers)
+        return await self.park_receiver(self._receivers)
 
     @enable_ki_protection
     def close(self) -> None:
         """
         Stop sending: blocked senders fail, parked receivers end once the buffer is empty.
         """
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
-        self._state.close_send_end(self._senders)
+        self.closed = True
+        self.close_send_end(self._senders)
 
     @enable_ki_protection
     def drain(self) -> list[T]:
@@ -651,7 +670,7 @@ class QueueChannel(Generic[T]):
         if self._drained:
             return []
         self._drained = True
-        return self._state.close_receive_end(self._receivers)
+        return self.close_receive_end(self._receivers)
 
 
 #: What :meth:`QueueChannel.receive_nowait` returns when nothing is waiting.
@@ -670,31 +689,33 @@ def _first(item: Any) -> int:
     return priority
 
 
-def fifo_state(max_buffer_size: int | float) -> _State[Any]:
+def fifo_state(max_buffer_size: int | float, kind: type[S]) -> S:
     """
     Return the state of a FIFO channel (a deque, as fast as trio's memory channel).
+
+    ``kind`` is ``_State`` for a public channel, or :class:`QueueChannel`.
     """
     _check_size(max_buffer_size)
     items: collections.deque[Any] = collections.deque()
-    return _State(max_buffer_size, items, items.append, items.popleft, None)
+    return kind(max_buffer_size, items, items.append, items.popleft, None)
 
 
-def lifo_state(max_buffer_size: int | float) -> _State[Any]:
+def lifo_state(max_buffer_size: int | float, kind: type[S]) -> S:
     """
     Return the state of a LIFO channel.
     """
     _check_size(max_buffer_size)
     items: list[Any] = []
-    return _State(max_buffer_size, items, items.append, items.pop, None)
+    return kind(max_buffer_size, items, items.append, items.pop, None)
 
 
-def priority_state(max_buffer_size: int | float, key: Callable[[Any], int]) -> _State[Any]:
+def priority_state(max_buffer_size: int | float, key: Callable[[Any], int], kind: type[S]) -> S:
     """
     Return the state of a priority channel whose items' priorities ``key`` gives.
     """
     _check_size(max_buffer_size)
     buffer: PriorityBuffer[Any] = PriorityBuffer()
-    return _State(max_buffer_size, buffer, None, buffer.pop, key)
+    return kind(max_buffer_size, buffer, None, buffer.pop, key)
 
 
 @final
@@ -723,7 +744,7 @@ class open_priority_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T
     def __new__(  # type: ignore[misc]  # returns the pair, as trio's open_memory_channel
         cls, max_buffer_size: int | float, *, key: Callable[[T], int] | None = None
     ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
-        state = priority_state(max_buffer_size, _first if key is None else key)
+        state: _State[T] = priority_state(max_buffer_size, _first if key is None else key, _State)
         return OrderedSendChannel(state), OrderedReceiveChannel(state)
 
     def __init__(
@@ -754,7 +775,7 @@ class open_lifo_channel(tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]):
     def __new__(  # type: ignore[misc]  # returns the pair, as trio's open_memory_channel
         cls, max_buffer_size: int | float
     ) -> tuple[OrderedSendChannel[T], OrderedReceiveChannel[T]]:
-        state = lifo_state(max_buffer_size)
+        state: _State[T] = lifo_state(max_buffer_size, _State)
         return OrderedSendChannel(state), OrderedReceiveChannel(state)
 
     def __init__(self, max_buffer_size: int | float) -> None: ...

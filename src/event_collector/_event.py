@@ -17,7 +17,15 @@ import trio
 
 from ._data import Payload, Result, ResultList, _result_list
 
-__all__ = ["SCHEDULE_EVERY", "CollectorEvent", "EventBase", "SentEvent", "Sink", "make_pacer"]
+__all__ = [
+    "SCHEDULE_EVERY",
+    "YIELD_AFTER",
+    "CollectorEvent",
+    "EventBase",
+    "SentEvent",
+    "Sink",
+    "make_pacer",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -30,6 +38,14 @@ T_co = TypeVar("T_co", covariant=True)
 #: always yields to it. (``trio.lowlevel.checkpoint`` allows the scheduler the same choice;
 #: trio issue #1757 proposes making it by time.)
 SCHEDULE_EVERY: Final = 16
+
+
+#: Seconds a consumer woken by a ``send`` may wait for the sending task to yield: a send that
+#: wakes a consumer yields to it if the sending task has not yielded in ``send`` for this
+#: long. Sends in a tight loop (a few microseconds each) then hand over every
+#: ``SCHEDULE_EVERY``, while a task doing real work between sends (a burst of arrivals
+#: after a sleep, each parsed) yields on each, and each event starts at once.
+YIELD_AFTER: Final = 20e-6
 
 
 def make_pacer() -> Callable[[], bool]:

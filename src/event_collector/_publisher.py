@@ -4,6 +4,7 @@ The producer side: :class:`EventPublisher`, which turns payloads into events on 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -11,7 +12,7 @@ import trio
 
 from ._channels import QueueChannel
 from ._data import Payload
-from ._event import CollectorEvent
+from ._event import YIELD_AFTER, CollectorEvent
 from ._public import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
     Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
     """
 
-    __slots__ = ("_channel", "_now", "_pacer", "_supervisor")
+    __slots__ = ("_channel", "_now", "_pacer", "_supervisor", "_yielded_at")
 
     @classmethod
     def _new(
@@ -64,6 +65,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         self._now = now
         self._pacer = pacer
         self._supervisor = supervisor
+        self._yielded_at = -math.inf  # when a send last yielded (trio clock)
 
     def __repr__(self) -> str:
         return f"<EventPublisher at {id(self):#x}>"
@@ -89,8 +91,9 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         On cancellation nothing is queued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        now = self._now()
         event: CollectorEvent[T] = CollectorEvent(
-            payload if type(payload) is Payload else Payload(payload), self._now(), self._pacer
+            payload if type(payload) is Payload else Payload(payload), now, self._pacer
         )
         channel, supervisor = self._channel, self._supervisor
         try:
@@ -101,20 +104,25 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                 await channel.send(event)
             except trio.ClosedResourceError:
                 raise _closed() from None
+            self._yielded_at = self._now()
             return event
         except trio.ClosedResourceError:
             raise _closed() from None
         if handed:
-            # Yield to the consumer this event woke, so that it starts at once.
             if supervisor.sleeping:
                 supervisor.wake()
+        elif channel.queued > supervisor.wake_above:
+            supervisor.wake()
+        if channel.waking and now - self._yielded_at >= YIELD_AFTER:
+            # A consumer woken for the queue's events waits for this task to yield, which
+            # it has not done for a while: let the consumer start now. (Sends in a tight
+            # loop go on, and it starts at the next schedule point: a task switch per
+            # event would cost more than the event.)
+            self._yielded_at = now
             await trio.lowlevel.cancel_shielded_checkpoint()
-        else:
-            # A backlog: a busy consumer takes it anyway, so go on (up to a point).
-            if channel.queued > supervisor.wake_above:
-                supervisor.wake()
-            if self._pacer():
-                await trio.lowlevel.cancel_shielded_checkpoint()
+        elif self._pacer():
+            self._yielded_at = now
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
     def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent[T]:

@@ -503,7 +503,7 @@ class CollectorQueue(Generic[T]):
             load_window=self.avg_load_interval,
             warmup=self.metrics_warmup_interval,
         )
-        channel: QueueChannel[CollectorEvent[T]] = QueueChannel(self._channel_state())
+        channel: QueueChannel[CollectorEvent[T]] = self._channel()
         with trio.CancelScope() as consumers_scope:
             async with trio.open_nursery() as consumers:
                 pool = ConsumerPool(
@@ -579,7 +579,7 @@ class CollectorQueue(Generic[T]):
             self._log.info("collector queue metrics", **metrics.as_log_fields())
             self._bus._post(ReportedMetrics(metrics))
 
-    def _channel_state(self) -> Any:
+    def _channel(self) -> QueueChannel[CollectorEvent[T]]:
         if self.queue_type is QueueType.PRIORITY:
             default = self.default_priority
 
@@ -587,10 +587,10 @@ class CollectorQueue(Generic[T]):
                 value = event.payload.priority
                 return default if value is None else value
 
-            return priority_state(self.max_queue_size, priority)
+            return priority_state(self.max_queue_size, priority, QueueChannel)
         if self.queue_type is QueueType.LIFO:
-            return lifo_state(self.max_queue_size)
-        return fifo_state(self.max_queue_size)
+            return lifo_state(self.max_queue_size, QueueChannel)
+        return fifo_state(self.max_queue_size, QueueChannel)
 
     def _begin_shutdown(self) -> None:
         """
