@@ -30,10 +30,9 @@ import trio
 from ._data import Delivery, Payload, ResultList
 from ._logging import get_logger
 from ._producer import Producer, TaskId, failed
-from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, level_of
+from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, Reply, level_of
 from ._serializer import Serializer
 from ._tasks import to_result_list, to_task
-from ._wire import TaskResult
 
 __all__ = ["RETRYABLE", "RedisProducer", "open_redis_producer"]
 
@@ -56,7 +55,7 @@ RETRYABLE: Final = (
 )
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_result = msgspec.msgpack.Decoder(TaskResult).decode
+_decode_replies = msgspec.msgpack.Decoder(list[Reply]).decode
 
 
 @final
@@ -196,7 +195,7 @@ class RedisProducer(Producer[T]):
         backoff = 0.01
         while True:
             try:
-                got = await self._client.xread({self._results: cursor}, count=500, block=1000)
+                got = await self._client.xread({self._results: cursor}, count=100, block=1000)
             except RETRYABLE as exc:
                 self._failed_call(exc)
                 await trio.sleep(backoff)
@@ -220,25 +219,27 @@ class RedisProducer(Producer[T]):
                 self._failed_call(exc)  # read again after a restart: duplicates are dropped
 
     def _handle(self, fields: Any) -> None:
+        """
+        Resolve the events of the replies in a result entry (see :data:`COMPLETE`).
+        """
         try:
-            task_id = fields[b"i"].decode()
-            if b"e" in fields:
-                results = failed(fields[b"e"].decode())
-                attempts = 0
-            else:
-                result = _decode_result(fields[b"r"])
-                results = to_result_list(result.outcomes, self._serializer)
-                attempts = result.attempt
-        except (KeyError, UnicodeDecodeError, msgspec.DecodeError) as exc:
+            replies = _decode_replies(fields[b"r"])
+        except (KeyError, msgspec.DecodeError) as exc:
             self._malformed += 1
             self._log.warning("malformed_result", error=repr(exc))
             return
-        if task_id in self._pending:
-            self._resolve(task_id, results, attempts)
-        elif len(self._recovered) < _RECOVERED:
-            self._recovered[task_id] = results
-        else:
-            self._duplicates += 1
+        for reply in replies:
+            if reply.error is not None:
+                results, attempts = failed(reply.error), 0
+            else:
+                results = to_result_list(reply.outcomes, self._serializer)
+                attempts = reply.attempt
+            if reply.task in self._pending:
+                self._resolve(reply.task, results, attempts)
+            elif len(self._recovered) < _RECOVERED:
+                self._recovered[reply.task] = results
+            else:
+                self._duplicates += 1
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ Four tasks:
   when there are none;
 - the flusher stores results with the complete script, which acknowledges each task and adds
   its result to the producer's stream atomically (a task is acknowledged exactly when its
-  result is stored), in batches;
+  result is stored), in batches: one script call a batch, one result entry a producer;
 - the reclaimer takes, with XAUTOCLAIM, tasks idle with another worker for longer than
   ``visibility_timeout`` (a worker that died), and sends a task whose delivery count passed
   ``max_attempts`` to the dead-letter stream with an error for its producer;
@@ -35,9 +35,9 @@ import trio
 from ._logging import get_logger
 from ._queue import CollectorQueue
 from ._redis_producer import RETRYABLE
-from ._redis_streams import COMPLETE, DEFAULT_QUEUE, GROUP, TAKE, Keys
+from ._redis_streams import COMPLETE, DEFAULT_QUEUE, GROUP, TAKE, Keys, Reply
 from ._serializer import Serializer
-from ._wire import Outcome, Task, TaskResult
+from ._wire import Outcome, Task
 from ._worker import BATCH, Worker
 
 __all__ = ["RedisWorker", "open_redis_worker"]
@@ -225,18 +225,42 @@ class RedisWorker(Worker):
             self._sent(len(batch))
 
     async def _complete(self, batch: list[tuple[Any, int, tuple[Outcome, ...]]]) -> None:
+        """
+        Store the results of ``batch`` and acknowledge its tasks (the complete script).
+        """
         keys = [self._keys.size, self._keys.dead]
-        args: list[str | bytes | int] = [GROUP, RESULT_TTL, len(batch)]
+        where: dict[str, int] = {}  # KEYS index (from 1) of each stream named
+        lines: list[bytes] = []
+        replies: list[bytes] = []
+        dead: list[str] = []
         for ref, attempt, outcomes in batch:
             assert isinstance(ref, _Ref)
-            reply = self._keys.results(ref.producer) if ref.producer else self._keys.dead
-            keys += [ref.stream, reply]
+            stream = where.get(ref.stream)
+            if stream is None:
+                keys.append(ref.stream)
+                stream = where[ref.stream] = len(keys)
+            result, reply = 0, b""
+            if ref.producer and ref.task_id:
+                name = self._keys.results(ref.producer)
+                result = where.get(name, 0)
+                if not result:
+                    keys.append(name)
+                    result = where[name] = len(keys)
+                if ref.dead:
+                    reply = _encode(Reply(ref.task_id, error=ref.dead))
+                else:
+                    reply = _encode(Reply(ref.task_id, attempt, outcomes))
+            reason = 0
             if ref.dead:
-                field, value = "e", ref.dead.encode()
-            else:
-                field, value = "r", _encode(TaskResult(0, attempt, outcomes))
-            task_id = ref.task_id if ref.producer else ""
-            args += [ref.entry, task_id, field, value, ref.dead, "1" if ref.counted else "0"]
+                reason = len(dead) + 5  # ARGV index: after group, TTL, lines, replies
+                dead += [ref.dead, ref.task_id]
+            lines.append(
+                b"%d %d %d %d %s %d\n"
+                % (stream, result, ref.counted, reason, ref.entry, len(reply))
+            )
+            replies.append(reply)
+        args: list[str | bytes | int] = [GROUP, RESULT_TTL, b"".join(lines), b"".join(replies)]
+        args += dead
         await self._complete_script(keys=keys, args=args)
 
     # -- workers that died, and this worker's leases --------------------------------------
