@@ -179,12 +179,18 @@ class RedisProducer(Producer[T]):
         """
         Run the enqueue script for ``batch``; return how many it added and the queue's size.
         """
-        streams = sorted({stream for stream, _, _ in batch})
-        index = {stream: position + 2 for position, stream in enumerate(streams)}
-        args: list[str | bytes | int] = [self._max_queue, len(batch)]
+        keys = [self._keys.size]
+        where: dict[str, int] = {}  # KEYS index (from 1) of each task stream
+        lines: list[bytes] = []
         for stream, task_id, task in batch:
-            args += [index[stream], task_id, self.name, task]
-        reply: Any = await self._enqueue_script(keys=[self._keys.size, *streams], args=args)
+            index = where.get(stream)
+            if index is None:
+                keys.append(stream)
+                index = where[stream] = len(keys)
+            lines.append(b"%d %s %d\n" % (index, task_id.encode(), len(task)))
+        tasks = b"".join(task for _, _, task in batch)
+        args: list[str | bytes | int] = [self._max_queue, self.name, b"".join(lines), tasks]
+        reply: Any = await self._enqueue_script(keys=keys, args=args)
         return int(reply[0]), int(reply[1])
 
     async def _read(self) -> None:

@@ -127,37 +127,49 @@ class Keys:
 
 
 #: Add tasks while the queue has room: KEYS = size, then the task streams; ARGV = the bound,
-#: the count, then per task: the index of its stream in KEYS, its id, its producer, its
-#: bytes. Returns {how many were added (the first ones; the rest wait for room), the size}.
+#: the producer's name, a line per task, then the tasks (msgpack ``Task``) end to end. A
+#: task's line is "S ID N\n": its stream KEYS[S], its id, the length of its bytes. Returns
+#: {how many were added (the first ones; the rest wait for room), the size}.
 ENQUEUE: Final = """
-local limit, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local producer, tasks = ARGV[2], ARGV[4]
 local size = tonumber(redis.call('GET', KEYS[1]) or '0')
-local added = math.min(count, limit - size)
-if added <= 0 then return {0, size} end
-for n = 0, added - 1 do
-  local at = 3 + n * 4
-  redis.call('XADD', KEYS[tonumber(ARGV[at])], '*',
-    'i', ARGV[at + 1], 'p', ARGV[at + 2], 't', ARGV[at + 3])
+local room = tonumber(ARGV[1]) - size
+if room <= 0 then return {0, size} end
+local added, at = 0, 1
+for s, id, n in string.gmatch(ARGV[3], '(%d+) (%S+) (%d+)\\n') do
+  if added >= room then break end
+  local stop = at + tonumber(n)
+  redis.call('XADD', KEYS[tonumber(s)], '*',
+    'i', id, 'p', producer, 't', string.sub(tasks, at, stop - 1))
+  added = added + 1
+  at = stop
 end
 return {added, redis.call('INCRBY', KEYS[1], added)}
 """
 
 #: Take up to ARGV[3] new tasks for consumer ARGV[2] of group ARGV[1], from the streams in
 #: KEYS in order (so by priority level): one round trip, never more than asked for.
-#: Returns {stream, id, fields} triples.
+#: Returns five values a task, flat: the index of its stream in KEYS, its entry id, and its
+#: fields ``i``, ``p`` and ``t`` (nil when the entry has not got one).
 TAKE: Final = """
 local group, consumer, wanted = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local taken = {}
-for _, key in ipairs(KEYS) do
+local taken, n = {}, 0
+for k, key in ipairs(KEYS) do
   if wanted <= 0 then break end
   local got = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted,
     'STREAMS', key, '>')
   if got then
-    for _, stream in ipairs(got) do
-      for _, entry in ipairs(stream[2]) do
-        taken[#taken + 1] = {key, entry[1], entry[2]}
-        wanted = wanted - 1
+    for _, entry in ipairs(got[1][2]) do
+      local fields, i, p, t = entry[2], false, false, false
+      for f = 1, #fields, 2 do
+        local name = fields[f]
+        if name == 'i' then i = fields[f + 1]
+        elseif name == 'p' then p = fields[f + 1]
+        elseif name == 't' then t = fields[f + 1] end
       end
+      taken[n + 1], taken[n + 2], taken[n + 3], taken[n + 4], taken[n + 5] = k, entry[1], i, p, t
+      n = n + 5
+      wanted = wanted - 1
     end
   end
 end

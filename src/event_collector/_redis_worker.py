@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final, final
+from typing import Any, Final, TypeAlias, final
 
 import attrs
 import coredis
@@ -54,6 +54,10 @@ _BLOCK_MS: Final = 250
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_task = msgspec.msgpack.Decoder(Task).decode
+
+
+#: A task entry as taken: its stream, its entry id, its fields ``i``, ``p`` and ``t``.
+_Entry: TypeAlias = tuple[str, bytes, bytes | None, bytes | None, bytes | None]
 
 
 @final
@@ -150,56 +154,70 @@ class RedisWorker(Worker):
                     continue
                 self._reached()
                 backoff = 0.01
-                for stream, entry, fields in entries:
-                    self._start(stream, entry, fields, 1)
+                for stream, entry, task_id, producer, task in entries:
+                    self._start(stream, entry, task_id, producer, task, 1)
         finally:
             self._read_done.set()
 
-    async def _take(self, count: int) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    async def _take(self, count: int) -> list[_Entry]:
         reply: Any = await self._take_script(keys=self._streams, args=[GROUP, self.name, count])
-        taken = []
-        for stream, entry, flat in reply:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            taken.append((_text(stream), entry, fields))
-        return taken
+        streams = self._streams
+        return [
+            (streams[reply[at] - 1], reply[at + 1], reply[at + 2], reply[at + 3], reply[at + 4])
+            for at in range(0, len(reply), 5)
+        ]
 
-    async def _wait_for_tasks(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    async def _wait_for_tasks(self) -> list[_Entry]:
         """
         Block until a task arrives (one per stream at most), or the block times out.
         """
         got = await self._client.xreadgroup(
             GROUP, self.name, {stream: ">" for stream in self._streams}, count=1, block=_BLOCK_MS
         )
-        taken = []
-        for stream, entries in (got or {}).items():
-            for item in entries:
-                fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
-                taken.append((_text(stream), _bytes(item.identifier), fields))
-        return taken
+        return [
+            (_text(stream), _bytes(item.identifier), *_fields(item.field_values))
+            for stream, entries in (got or {}).items()
+            for item in entries
+        ]
 
-    def _start(self, stream: str, entry: bytes, fields: dict[bytes, bytes], attempt: int) -> None:
+    def _start(
+        self,
+        stream: str,
+        entry: bytes,
+        task_id: bytes | None,
+        producer: bytes | None,
+        task: bytes | None,
+        attempt: int,
+    ) -> None:
         """
         Run the task in an entry, or send a malformed one to the dead-letter stream.
+
+        ``task_id``, ``producer`` and ``task`` are the entry's fields (None: missing).
         """
-        producer = fields.get(b"p", b"").decode(errors="replace")
-        task_id = fields.get(b"i", b"").decode(errors="replace")
-        counted = b"i" in fields and b"p" in fields
-        try:
-            task = _decode_task(fields[b"t"])
-        except (KeyError, msgspec.DecodeError) as exc:
-            reason = f"malformed entry: {exc!r}"
+        counted = task_id is not None and producer is not None
+        producer_name = (producer or b"").decode(errors="replace")
+        task_name = (task_id or b"").decode(errors="replace")
+        decoded: Task | None = None
+        if task is None:
+            reason = "malformed entry: no field 't'"
+        else:
+            try:
+                decoded = _decode_task(task)
+            except msgspec.DecodeError as exc:
+                reason = f"malformed entry: {exc!r}"
+        if decoded is None:
             self._malformed += 1
             self._log.warning("malformed_task", stream=stream, entry=entry, reason=reason)
-            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            ref = _Ref(stream, entry, producer_name, task_name, counted, dead=reason)
             self._finished(ref, attempt, (Outcome(None),))
             return
         if attempt > self._max_attempts:
             reason = f"{attempt - 1} workers died with the task (max_attempts {self._max_attempts})"
             self._log.warning("task_dead_lettered", stream=stream, entry=entry, reason=reason)
-            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            ref = _Ref(stream, entry, producer_name, task_name, counted, dead=reason)
             self._finished(ref, attempt, (Outcome(None),))
             return
-        self._run(_Ref(stream, entry, producer, task_id, counted), task, attempt)
+        self._run(_Ref(stream, entry, producer_name, task_name, counted), decoded, attempt)
 
     # -- storing results -----------------------------------------------------------------
 
@@ -288,9 +306,9 @@ class RedisWorker(Worker):
                     self._failed_call(exc)
                     break
                 for item, delivered in zip(entries, counts, strict=True):
-                    fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
                     self._log.info("task_reclaimed", stream=stream, attempt=delivered)
-                    self._start(stream, _bytes(item.identifier), fields, delivered)
+                    fields = _fields(item.field_values)
+                    self._start(stream, _bytes(item.identifier), *fields, delivered)
 
     async def _deliveries(self, stream: str, entries: Any) -> list[int]:
         """
@@ -324,6 +342,14 @@ class RedisWorker(Worker):
                         pipe.xclaim(stream, GROUP, self.name, 0, entries, justid=True)
             except RETRYABLE as exc:
                 self._failed_call(exc)
+
+
+def _fields(values: Any) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """
+    Return the fields ``i``, ``p`` and ``t`` of an entry's field values (None: missing).
+    """
+    fields = {_bytes(k): _bytes(v) for k, v in values.items()}
+    return fields.get(b"i"), fields.get(b"p"), fields.get(b"t")
 
 
 def _text(value: str | bytes) -> str:
