@@ -30,10 +30,9 @@ import trio
 from ._data import Delivery, Payload, ResultList
 from ._logging import get_logger
 from ._producer import Producer, TaskId, failed
-from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, level_of
+from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, Reply, level_of
 from ._serializer import Serializer
 from ._tasks import to_resolution, to_result_list, to_task
-from ._wire import TaskResult
 
 __all__ = ["RETRYABLE", "RedisProducer", "open_redis_producer"]
 
@@ -56,7 +55,7 @@ RETRYABLE: Final = (
 )
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_result = msgspec.msgpack.Decoder(TaskResult).decode
+_decode_replies = msgspec.msgpack.Decoder(list[Reply]).decode
 
 
 @final
@@ -185,12 +184,18 @@ class RedisProducer(Producer[T]):
         """
         Run the enqueue script for ``batch``; return how many it added and the queue's size.
         """
-        streams = sorted({stream for stream, _, _ in batch})
-        index = {stream: position + 2 for position, stream in enumerate(streams)}
-        args: list[str | bytes | int] = [self._max_queue, len(batch)]
+        keys = [self._keys.size]
+        where: dict[str, int] = {}  # KEYS index (from 1) of each task stream
+        lines: list[bytes] = []
         for stream, task_id, task in batch:
-            args += [index[stream], task_id, self.name, task]
-        reply: Any = await self._enqueue_script(keys=[self._keys.size, *streams], args=args)
+            index = where.get(stream)
+            if index is None:
+                keys.append(stream)
+                index = where[stream] = len(keys)
+            lines.append(b"%d %s %d\n" % (index, task_id.encode(), len(task)))
+        tasks = b"".join(task for _, _, task in batch)
+        args: list[str | bytes | int] = [self._max_queue, self.name, b"".join(lines), tasks]
+        reply: Any = await self._enqueue_script(keys=keys, args=args)
         return int(reply[0]), int(reply[1])
 
     async def _read(self) -> None:
@@ -201,7 +206,7 @@ class RedisProducer(Producer[T]):
         backoff = 0.01
         while True:
             try:
-                got = await self._client.xread({self._results: cursor}, count=500, block=1000)
+                got = await self._client.xread({self._results: cursor}, count=100, block=1000)
             except RETRYABLE as exc:
                 self._failed_call(exc)
                 await trio.sleep(backoff)
@@ -226,28 +231,30 @@ class RedisProducer(Producer[T]):
                 self._failed_call(exc)  # read again after a restart: duplicates are dropped
 
     def _handle(self, fields: Any) -> None:
+        """
+        Resolve the events of the replies in a result entry (see :data:`COMPLETE`).
+        """
         try:
-            task_id = fields[b"i"].decode()
-            error = fields[b"e"].decode() if b"e" in fields else None
-            result = None if error is not None else _decode_result(fields[b"r"])
-        except (KeyError, UnicodeDecodeError, msgspec.DecodeError) as exc:
+            replies = _decode_replies(fields[b"r"])
+        except (KeyError, msgspec.DecodeError) as exc:
             self._malformed += 1
             self._log.warning("malformed_result", error=repr(exc))
             return
-        if task_id in self._pending:
-            if result is None:
-                self._resolve(task_id, 0, failed(str(error)))
+        for reply in replies:
+            if reply.task in self._pending:
+                if reply.error is not None:
+                    self._resolve(reply.task, 0, failed(reply.error))
+                else:
+                    resolution = to_resolution(reply.outcomes, self._serializer)
+                    self._resolve(reply.task, reply.attempt, *resolution)
+            elif len(self._recovered) < _RECOVERED:
+                self._recovered[reply.task] = (
+                    failed(reply.error)
+                    if reply.error is not None
+                    else to_result_list(reply.outcomes, self._serializer)
+                )
             else:
-                resolution = to_resolution(result.outcomes, self._serializer)
-                self._resolve(task_id, result.attempt, *resolution)
-        elif len(self._recovered) < _RECOVERED:
-            self._recovered[task_id] = (
-                failed(str(error))
-                if result is None
-                else to_result_list(result.outcomes, self._serializer)
-            )
-        else:
-            self._duplicates += 1
+                self._duplicates += 1
 
 
 @asynccontextmanager

@@ -19,14 +19,18 @@ of a Redis cluster and its scripts may touch all its keys:
 
 Workers of a queue form the consumer group :data:`GROUP` on every task stream. A task entry
 has the fields ``i`` (the producer's task id), ``p`` (the producer's name) and ``t`` (the
-task, a msgpack ``Task``); a result entry ``i`` and either ``r`` (a msgpack ``TaskResult``) or
-``e`` (why the task could not run).
+task, a msgpack ``Task``). A result entry holds the results of one completion for one
+producer: its field ``r`` is a msgpack array of :class:`Reply`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, final
+
+import msgspec
+
+from ._wire import Outcome
 
 __all__ = [
     "COMPLETE",
@@ -37,6 +41,7 @@ __all__ = [
     "LEVELS",
     "TAKE",
     "Keys",
+    "Reply",
     "level_of",
 ]
 
@@ -48,6 +53,21 @@ LEVELS: Final = 10
 DEFAULT_LEVEL: Final = 5
 #: The consumer group of the workers on every task stream.
 GROUP: Final = "workers"
+
+
+@final
+class Reply(msgspec.Struct, array_like=True, frozen=True):
+    """
+    One task's result, in a result entry: its outcomes, or why it could not run.
+    """
+
+    #: The producer's task id.
+    task: str
+    #: Which delivery of the task produced the outcomes (0 with ``error``).
+    attempt: int = 0
+    outcomes: tuple[Outcome, ...] = ()
+    #: Why the task could not run (it was dead-lettered), or None.
+    error: str | None = None
 
 
 def level_of(priority: int | None, by_priority: bool) -> int:
@@ -121,37 +141,49 @@ class Keys:
 
 
 #: Add tasks while the queue has room: KEYS = size, then the task streams; ARGV = the bound,
-#: the count, then per task: the index of its stream in KEYS, its id, its producer, its
-#: bytes. Returns {how many were added (the first ones; the rest wait for room), the size}.
+#: the producer's name, a line per task, then the tasks (msgpack ``Task``) end to end. A
+#: task's line is "S ID N\n": its stream KEYS[S], its id, the length of its bytes. Returns
+#: {how many were added (the first ones; the rest wait for room), the size}.
 ENQUEUE: Final = """
-local limit, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local producer, tasks = ARGV[2], ARGV[4]
 local size = tonumber(redis.call('GET', KEYS[1]) or '0')
-local added = math.min(count, limit - size)
-if added <= 0 then return {0, size} end
-for n = 0, added - 1 do
-  local at = 3 + n * 4
-  redis.call('XADD', KEYS[tonumber(ARGV[at])], '*',
-    'i', ARGV[at + 1], 'p', ARGV[at + 2], 't', ARGV[at + 3])
+local room = tonumber(ARGV[1]) - size
+if room <= 0 then return {0, size} end
+local added, at = 0, 1
+for s, id, n in string.gmatch(ARGV[3], '(%d+) (%S+) (%d+)\\n') do
+  if added >= room then break end
+  local stop = at + tonumber(n)
+  redis.call('XADD', KEYS[tonumber(s)], '*',
+    'i', id, 'p', producer, 't', string.sub(tasks, at, stop - 1))
+  added = added + 1
+  at = stop
 end
 return {added, redis.call('INCRBY', KEYS[1], added)}
 """
 
 #: Take up to ARGV[3] new tasks for consumer ARGV[2] of group ARGV[1], from the streams in
 #: KEYS in order (so by priority level): one round trip, never more than asked for.
-#: Returns {stream, id, fields} triples.
+#: Returns five values a task, flat: the index of its stream in KEYS, its entry id, and its
+#: fields ``i``, ``p`` and ``t`` (nil when the entry has not got one).
 TAKE: Final = """
 local group, consumer, wanted = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local taken = {}
-for _, key in ipairs(KEYS) do
+local taken, n = {}, 0
+for k, key in ipairs(KEYS) do
   if wanted <= 0 then break end
   local got = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted,
     'STREAMS', key, '>')
   if got then
-    for _, stream in ipairs(got) do
-      for _, entry in ipairs(stream[2]) do
-        taken[#taken + 1] = {key, entry[1], entry[2]}
-        wanted = wanted - 1
+    for _, entry in ipairs(got[1][2]) do
+      local fields, i, p, t = entry[2], false, false, false
+      for f = 1, #fields, 2 do
+        local name = fields[f]
+        if name == 'i' then i = fields[f + 1]
+        elseif name == 'p' then p = fields[f + 1]
+        elseif name == 't' then t = fields[f + 1] end
       end
+      taken[n + 1], taken[n + 2], taken[n + 3], taken[n + 4], taken[n + 5] = k, entry[1], i, p, t
+      n = n + 5
+      wanted = wanted - 1
     end
   end
 end
@@ -159,33 +191,57 @@ return taken
 """
 
 #: Store results and acknowledge their tasks, atomically, each only if this worker's XACK
-#: took it (so a task taken by two workers gets one result): KEYS = size, the dead-letter
-#: stream, then per task its stream and its producer's result stream (the dead-letter stream
-#: again when the producer is unknown); ARGV = the group, the result TTL, the count, then
-#: per task: entry id, task id ("" if unknown), result field ("r" or "e"), result, a
-#: dead-letter reason ("" if none), "1" if it counts in the queue's size. Returns how many
-#: tasks it acknowledged.
+#: took it (so a task taken by two workers gets one result). KEYS = size, the dead-letter
+#: stream, then the task streams and the producers' result streams of the batch. ARGV = the
+#: group, the result TTL, a line per task, the tasks' replies end to end, then the dead
+#: letters' reasons and task ids. A task's line is "S R C D ID N\n": its stream KEYS[S], its
+#: producer's result stream KEYS[R] (0: none, no result is stored), C 1 if it counts in the
+#: queue's size, its dead-letter reason ARGV[D] and task id ARGV[D + 1] (0: not dead), its
+#: entry id, and the length of its reply (a msgpack Reply). Each producer gets one result
+#: entry, ``r``: a msgpack array of the replies of its acknowledged tasks (fewer than 65 536);
+#: acknowledged entries are deleted, one XDEL a stream. Returns how many were acknowledged.
 COMPLETE: Final = """
-local group, ttl, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local acked, counted = 0, 0
-for n = 0, count - 1 do
-  local stream, reply = KEYS[3 + 2 * n], KEYS[4 + 2 * n]
-  local at = 4 + 6 * n
-  local id, task, field, value, dead = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3],
-    ARGV[at + 4]
+local group, ttl, replies = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local at, acked, counted, results, order, done = 1, 0, 0, {}, {}, {}
+for s, r, c, d, id, n in string.gmatch(ARGV[3], '(%d+) (%d+) (%d) (%d+) (%S+) (%d+)\\n') do
+  local stream, stop = KEYS[tonumber(s)], at + tonumber(n)
   if redis.call('XACK', stream, group, id) == 1 then
-    if task ~= '' then
-      redis.call('XADD', reply, '*', 'i', task, field, value)
-      redis.call('EXPIRE', reply, ttl)
-    end
-    if dead ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*',
-        'stream', stream, 'id', id, 'task', task, 'reason', dead)
-    end
-    redis.call('XDEL', stream, id)
     acked = acked + 1
-    if ARGV[at + 5] == '1' then counted = counted + 1 end
+    if c == '1' then counted = counted + 1 end
+    if r ~= '0' then
+      local result = KEYS[tonumber(r)]
+      local parts = results[result]
+      if not parts then
+        parts = {}
+        results[result] = parts
+        order[#order + 1] = result
+      end
+      parts[#parts + 1] = string.sub(replies, at, stop - 1)
+    end
+    if d ~= '0' then
+      d = tonumber(d)
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*',
+        'stream', stream, 'id', id, 'task', ARGV[d + 1], 'reason', ARGV[d])
+    end
+    local ids = done[stream]
+    if not ids then
+      ids = {}
+      done[stream] = ids
+    end
+    ids[#ids + 1] = id
   end
+  at = stop
+end
+for stream, ids in pairs(done) do
+  redis.call('XDEL', stream, unpack(ids))
+end
+for _, result in ipairs(order) do
+  local parts = results[result]
+  local n = #parts
+  local header = n < 16 and string.char(0x90 + n)
+    or string.char(0xdc, math.floor(n / 256), n % 256)
+  redis.call('XADD', result, '*', 'r', header .. table.concat(parts))
+  redis.call('EXPIRE', result, ttl)
 end
 if counted > 0 then redis.call('DECRBY', KEYS[1], counted) end
 return acked

@@ -8,7 +8,7 @@ Four tasks:
   when there are none;
 - the flusher stores results with the complete script, which acknowledges each task and adds
   its result to the producer's stream atomically (a task is acknowledged exactly when its
-  result is stored), in batches;
+  result is stored), in batches: one script call a batch, one result entry a producer;
 - the reclaimer takes, with XAUTOCLAIM, tasks idle with another worker for longer than
   ``visibility_timeout`` (a worker that died), and sends a task whose delivery count passed
   ``max_attempts`` to the dead-letter stream with an error for its producer;
@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final, final
+from typing import Any, Final, TypeAlias, final
 
 import attrs
 import coredis
@@ -35,9 +35,9 @@ import trio
 from ._logging import get_logger
 from ._queue import CollectorQueue
 from ._redis_producer import RETRYABLE
-from ._redis_streams import COMPLETE, DEFAULT_QUEUE, GROUP, TAKE, Keys
+from ._redis_streams import COMPLETE, DEFAULT_QUEUE, GROUP, TAKE, Keys, Reply
 from ._serializer import Serializer
-from ._wire import Outcome, Task, TaskResult
+from ._wire import Outcome, Task
 from ._worker import BATCH, Worker
 
 __all__ = ["RedisWorker", "open_redis_worker"]
@@ -54,6 +54,10 @@ _BLOCK_MS: Final = 250
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_task = msgspec.msgpack.Decoder(Task).decode
+
+
+#: A task entry as taken: its stream, its entry id, its fields ``i``, ``p`` and ``t``.
+_Entry: TypeAlias = tuple[str, bytes, bytes | None, bytes | None, bytes | None]
 
 
 @final
@@ -150,56 +154,70 @@ class RedisWorker(Worker):
                     continue
                 self._reached()
                 backoff = 0.01
-                for stream, entry, fields in entries:
-                    self._start(stream, entry, fields, 1)
+                for stream, entry, task_id, producer, task in entries:
+                    self._start(stream, entry, task_id, producer, task, 1)
         finally:
             self._read_done.set()
 
-    async def _take(self, count: int) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    async def _take(self, count: int) -> list[_Entry]:
         reply: Any = await self._take_script(keys=self._streams, args=[GROUP, self.name, count])
-        taken = []
-        for stream, entry, flat in reply:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            taken.append((_text(stream), entry, fields))
-        return taken
+        streams = self._streams
+        return [
+            (streams[reply[at] - 1], reply[at + 1], reply[at + 2], reply[at + 3], reply[at + 4])
+            for at in range(0, len(reply), 5)
+        ]
 
-    async def _wait_for_tasks(self) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    async def _wait_for_tasks(self) -> list[_Entry]:
         """
         Block until a task arrives (one per stream at most), or the block times out.
         """
         got = await self._client.xreadgroup(
             GROUP, self.name, {stream: ">" for stream in self._streams}, count=1, block=_BLOCK_MS
         )
-        taken = []
-        for stream, entries in (got or {}).items():
-            for item in entries:
-                fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
-                taken.append((_text(stream), _bytes(item.identifier), fields))
-        return taken
+        return [
+            (_text(stream), _bytes(item.identifier), *_fields(item.field_values))
+            for stream, entries in (got or {}).items()
+            for item in entries
+        ]
 
-    def _start(self, stream: str, entry: bytes, fields: dict[bytes, bytes], attempt: int) -> None:
+    def _start(
+        self,
+        stream: str,
+        entry: bytes,
+        task_id: bytes | None,
+        producer: bytes | None,
+        task: bytes | None,
+        attempt: int,
+    ) -> None:
         """
         Run the task in an entry, or send a malformed one to the dead-letter stream.
+
+        ``task_id``, ``producer`` and ``task`` are the entry's fields (None: missing).
         """
-        producer = fields.get(b"p", b"").decode(errors="replace")
-        task_id = fields.get(b"i", b"").decode(errors="replace")
-        counted = b"i" in fields and b"p" in fields
-        try:
-            task = _decode_task(fields[b"t"])
-        except (KeyError, msgspec.DecodeError) as exc:
-            reason = f"malformed entry: {exc!r}"
+        counted = task_id is not None and producer is not None
+        producer_name = (producer or b"").decode(errors="replace")
+        task_name = (task_id or b"").decode(errors="replace")
+        decoded: Task | None = None
+        if task is None:
+            reason = "malformed entry: no field 't'"
+        else:
+            try:
+                decoded = _decode_task(task)
+            except msgspec.DecodeError as exc:
+                reason = f"malformed entry: {exc!r}"
+        if decoded is None:
             self._malformed += 1
             self._log.warning("malformed_task", stream=stream, entry=entry, reason=reason)
-            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            ref = _Ref(stream, entry, producer_name, task_name, counted, dead=reason)
             self._finished(ref, attempt, (Outcome(None),))
             return
         if attempt > self._max_attempts:
             reason = f"{attempt - 1} workers died with the task (max_attempts {self._max_attempts})"
             self._log.warning("task_dead_lettered", stream=stream, entry=entry, reason=reason)
-            ref = _Ref(stream, entry, producer, task_id, counted, dead=reason)
+            ref = _Ref(stream, entry, producer_name, task_name, counted, dead=reason)
             self._finished(ref, attempt, (Outcome(None),))
             return
-        self._run(_Ref(stream, entry, producer, task_id, counted), task, attempt)
+        self._run(_Ref(stream, entry, producer_name, task_name, counted), decoded, attempt)
 
     # -- storing results -----------------------------------------------------------------
 
@@ -225,18 +243,42 @@ class RedisWorker(Worker):
             self._sent(len(batch))
 
     async def _complete(self, batch: list[tuple[Any, int, tuple[Outcome, ...]]]) -> None:
+        """
+        Store the results of ``batch`` and acknowledge its tasks (the complete script).
+        """
         keys = [self._keys.size, self._keys.dead]
-        args: list[str | bytes | int] = [GROUP, RESULT_TTL, len(batch)]
+        where: dict[str, int] = {}  # KEYS index (from 1) of each stream named
+        lines: list[bytes] = []
+        replies: list[bytes] = []
+        dead: list[str] = []
         for ref, attempt, outcomes in batch:
             assert isinstance(ref, _Ref)
-            reply = self._keys.results(ref.producer) if ref.producer else self._keys.dead
-            keys += [ref.stream, reply]
+            stream = where.get(ref.stream)
+            if stream is None:
+                keys.append(ref.stream)
+                stream = where[ref.stream] = len(keys)
+            result, reply = 0, b""
+            if ref.producer and ref.task_id:
+                name = self._keys.results(ref.producer)
+                result = where.get(name, 0)
+                if not result:
+                    keys.append(name)
+                    result = where[name] = len(keys)
+                if ref.dead:
+                    reply = _encode(Reply(ref.task_id, error=ref.dead))
+                else:
+                    reply = _encode(Reply(ref.task_id, attempt, outcomes))
+            reason = 0
             if ref.dead:
-                field, value = "e", ref.dead.encode()
-            else:
-                field, value = "r", _encode(TaskResult(0, attempt, outcomes))
-            task_id = ref.task_id if ref.producer else ""
-            args += [ref.entry, task_id, field, value, ref.dead, "1" if ref.counted else "0"]
+                reason = len(dead) + 5  # ARGV index: after group, TTL, lines, replies
+                dead += [ref.dead, ref.task_id]
+            lines.append(
+                b"%d %d %d %d %s %d\n"
+                % (stream, result, ref.counted, reason, ref.entry, len(reply))
+            )
+            replies.append(reply)
+        args: list[str | bytes | int] = [GROUP, RESULT_TTL, b"".join(lines), b"".join(replies)]
+        args += dead
         await self._complete_script(keys=keys, args=args)
 
     # -- workers that died, and this worker's leases --------------------------------------
@@ -264,9 +306,9 @@ class RedisWorker(Worker):
                     self._failed_call(exc)
                     break
                 for item, delivered in zip(entries, counts, strict=True):
-                    fields = {_bytes(k): _bytes(v) for k, v in item.field_values.items()}
                     self._log.info("task_reclaimed", stream=stream, attempt=delivered)
-                    self._start(stream, _bytes(item.identifier), fields, delivered)
+                    fields = _fields(item.field_values)
+                    self._start(stream, _bytes(item.identifier), *fields, delivered)
 
     async def _deliveries(self, stream: str, entries: Any) -> list[int]:
         """
@@ -300,6 +342,14 @@ class RedisWorker(Worker):
                         pipe.xclaim(stream, GROUP, self.name, 0, entries, justid=True)
             except RETRYABLE as exc:
                 self._failed_call(exc)
+
+
+def _fields(values: Any) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """
+    Return the fields ``i``, ``p`` and ``t`` of an entry's field values (None: missing).
+    """
+    fields = {_bytes(k): _bytes(v) for k, v in values.items()}
+    return fields.get(b"i"), fields.get(b"p"), fields.get(b"t")
 
 
 def _text(value: str | bytes) -> str:
