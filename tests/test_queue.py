@@ -622,7 +622,6 @@ class TestStatistics:
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             running.busy = 0  # type: ignore[misc]  # frozen is the point
 
-    @pytest.mark.xfail(reason="closed reads True while lifecycles are entered", strict=True)
     async def test_closed_only_once_stopped_not_while_starting(
         self, autojump_clock: trio.abc.Clock
     ) -> None:

@@ -373,7 +373,8 @@ class CollectorQueue(Generic[T]):
         """
         Return a snapshot of the pool and the channel (see :class:`QueueStatistics`).
 
-        Zeros before the queue starts; after it stops, the counts it ended with.
+        Zeros (and not closed) until the queue runs; after it stops, the counts it ended
+        with. A queue whose start failed reads closed.
         """
         running = self._running
         if running is None:
@@ -386,7 +387,7 @@ class CollectorQueue(Generic[T]):
                 max_queue_size=self.max_queue_size,
                 sent=0,
                 completed=0,
-                closed=self._started,
+                closed=self._stopped.is_set(),
             )
         pool, channel = running.pool, running.channel
         busy, queued = pool.busy, channel.queued
