@@ -430,6 +430,28 @@ class TestGrowthDuringShutdown:
             assert scaled == []  # a fixed size of 2: nothing to scale
 
 
+    @pytest.mark.xfail(reason="grow() spawns into the closed consumers' nursery", strict=True)
+    async def test_growing_after_an_outside_cancellation_emptied_the_pool(self) -> None:
+        """
+        A cancellation from outside can stop every consumer before the queue notes it.
+
+        A supervisor woken by a send just before it still runs once, and may grow the pool
+        after the consumers' nursery has closed: that must start nothing (it raised
+        RuntimeError, nested in groups, out of ``async with``).
+        """
+        queue = CollectorQueue([Collector("a", echo)], min_consumers=1, max_consumers=4)
+        with trio.CancelScope() as outer:
+            async with queue:
+                pool = pool_of(queue)
+                outer.cancel()
+                with trio.CancelScope(shield=True):  # the body sees the cancellation late
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert pool.size == 0  # the consumers have left, their nursery closed
+                    assert pool.grow(1) == 0  # as the woken supervisor does
+                    assert queue.consumer_count() == 0
+        assert outer.cancelled_caught
+
+
 class TestShutdownWhileStarting:
     """shut_down_queue() called while lifecycles are still being entered."""
 
