@@ -430,7 +430,6 @@ class TestGrowthDuringShutdown:
             assert scaled == []  # a fixed size of 2: nothing to scale
 
 
-    @pytest.mark.xfail(reason="grow() spawns into the closed consumers' nursery", strict=True)
     async def test_growing_after_an_outside_cancellation_emptied_the_pool(self) -> None:
         """
         A cancellation from outside can stop every consumer before the queue notes it.

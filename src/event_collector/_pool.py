@@ -75,6 +75,10 @@ class ConsumerPool(Generic[T]):
         self._starting = 0  # spawned and not yet running
         self._all_started: trio.Event | None = None  # for wait_started()
         self._closing = False
+        # The last consumer has left, so their nursery is closing: none can start any more.
+        # Retiring never empties the pool (min_consumers >= 1); only a shutdown does, or a
+        # cancellation from outside, which may come before the queue has closed the pool.
+        self._finished = False
 
     @property
     def size(self) -> int:
@@ -110,7 +114,7 @@ class ConsumerPool(Generic[T]):
         """
         return flight is not None and flight.owner is self
 
-    def grow(self, count: int) -> None:
+    def grow(self, count: int) -> int:
         """
         Spawn ``count`` consumers, counted in :attr:`size` (and as idle) from now on.
 
@@ -120,14 +124,18 @@ class ConsumerPool(Generic[T]):
         cost 3 ms per hundred consumers where spawning costs 0.5 ms. Growing goes on during
         a graceful shutdown (to drain faster) and stops once the last consumer has left,
         when the nursery closes.
+
+        Returns:
+            How many were spawned: ``count``, or 0 once the last consumer has left.
         """
-        if count <= 0 or (self._closing and self._size == 0):
-            return
+        if count <= 0 or self._finished:
+            return 0
         self._size += count
         self._starting += count
         for _ in range(count):
             flight = InFlight(self._log, self._failure_level, owner=self)
             self._nursery.start_soon(self._consume, _Consumer(trio.CancelScope(), flight))
+        return count
 
     def retire(self, count: int) -> int:
         """
@@ -215,3 +223,4 @@ class ConsumerPool(Generic[T]):
         finally:
             del self._consumers[task]
             self._size -= 1
+            self._finished = not self._size

@@ -318,12 +318,13 @@ class Supervisor:
         if target == size or (pool.closing and target < size):
             return
         if target > size:
+            if not pool.grow(target - size):
+                return  # the last consumer has left: the queue is stopping
             queued = self._channel.queued
             assert self._policy is not None
             reason = "burst" if queued and queued + pool.busy > self._policy.steady else "steady"
             self._log.debug("consumers_scaled", old=size, new=target, reason=reason)
             self._bus._post(ConsumersScaled(size, target, reason))
-            pool.grow(target - size)
         elif retired := pool.retire(size - target):
             self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
             self._bus._post(ConsumersScaled(size, size - retired, "idle"))
