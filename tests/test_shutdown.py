@@ -163,6 +163,22 @@ class TestAbort:
         assert all(is_shutdown(e.get_result()[0]) for e in events)  # type: ignore[index]
         assert log == ["enter a", "exit a"]
 
+    @pytest.mark.xfail(reason="raise ... from None erases the body exception's cause", strict=True)
+    async def test_body_exception_keeps_its_cause_when_cancelled_from_outside(self) -> None:
+        """The body fails as a cancellation from outside stops the queue's tasks."""
+        cause = OSError("the cause")
+        caught: list[BaseException] = []
+        with trio.CancelScope() as outer:
+            try:
+                async with fixed([Collector("a", echo)]):
+                    outer.cancel()
+                    raise KeyError("body") from cause
+            except KeyError as exc:
+                caught.append(exc)
+        [exc] = caught
+        assert exc.__cause__ is cause
+        assert exc.__suppress_context__  # as `raise ... from cause` left it
+
     async def test_cancelled_while_starting(self) -> None:
         caught: list[BaseException] = []
         with trio.CancelScope() as scope:
