@@ -163,7 +163,6 @@ class TestAbort:
         assert all(is_shutdown(e.get_result()[0]) for e in events)  # type: ignore[index]
         assert log == ["enter a", "exit a"]
 
-    @pytest.mark.xfail(reason="raise ... from None erases the body exception's cause", strict=True)
     async def test_body_exception_keeps_its_cause_when_cancelled_from_outside(self) -> None:
         """The body fails as a cancellation from outside stops the queue's tasks."""
         cause = OSError("the cause")

@@ -480,7 +480,11 @@ class CollectorQueue(Generic[T]):
                     self._begin_shutdown()
             clean = body_error is None
         except BaseExceptionGroup as group:
-            raise _unwrapped(group, body_error) from None
+            error = _unwrapped(group, body_error)
+            if error is not body_error:
+                raise error from None
+            # The body's exception is raised below, untouched ("from None" would erase the
+            # cause it was raised with).
         finally:
             self._finish()  # a no-op unless a task of the queue failed
             self._bus._close()
