@@ -488,8 +488,10 @@ class CollectorQueue(Generic[T]):
         finally:
             self._finish()  # a no-op unless a task of the queue failed
             self._bus._close()
-            await exit_lifecycles(entered, log, timeout, failing=not clean)
-            log.info("queue_stopped")
+            try:
+                await exit_lifecycles(entered, log, timeout, failing=not clean)
+            finally:
+                log.info("queue_stopped")  # a failed teardown raises: stopped all the same
         if body_error is not None:
             raise body_error
 
