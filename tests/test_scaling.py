@@ -316,7 +316,6 @@ class TestBacklogWakeUp:
             await trio.testing.wait_all_tasks_blocked()  # the sample at t=1 has run
             assert queue.consumer_count() == 2  # sized for the waiting event
 
-    @pytest.mark.xfail(reason="wake_above is computed from a size that counts retirees", strict=True)
     async def test_a_burst_after_shrinking_from_the_largest_pool(
         self, autojump_clock: trio.abc.Clock
     ) -> None:

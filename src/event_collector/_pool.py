@@ -71,19 +71,20 @@ class ConsumerPool(Generic[T]):
         self._now = now
         self._on_served = on_served
         self._consumers: dict[Task, _Consumer] = {}  # the running ones
-        self._size = 0  # spawned and not exited: the nursery's children
+        self._size = 0  # spawned, not exited and not retired
         self._starting = 0  # spawned and not yet running
         self._all_started: trio.Event | None = None  # for wait_started()
         self._closing = False
-        # The last consumer has left, so their nursery is closing: none can start any more.
-        # Retiring never empties the pool (min_consumers >= 1); only a shutdown does, or a
-        # cancellation from outside, which may come before the queue has closed the pool.
+        # The last consumer not retired has left, so their nursery is closing: none can
+        # start any more. Retiring never empties the pool (min_consumers >= 1); only a
+        # shutdown does, or a cancellation from outside, which may come before the queue
+        # has closed the pool.
         self._finished = False
 
     @property
     def size(self) -> int:
         """
-        Consumers running or about to run.
+        Consumers running or about to run; not those retired, which are on their way out.
         """
         return self._size
 
@@ -142,7 +143,8 @@ class ConsumerPool(Generic[T]):
         Stop up to ``count`` consumers parked in the channel, the last parked first.
 
         A parked consumer holds no event, and cancelling it takes it out of the channel at
-        once, so no event sent afterwards can go to it.
+        once, so no event sent afterwards can go to it: it leaves :attr:`size` at once too,
+        and the pool can grow again before it has exited.
 
         Returns:
             How many were stopped.
@@ -153,6 +155,7 @@ class ConsumerPool(Generic[T]):
         for task in self._channel.parked_receivers()[:count]:
             self._consumers[task].scope.cancel()
             retired += 1
+        self._size -= retired
         return retired
 
     def close(self) -> None:
@@ -222,5 +225,6 @@ class ConsumerPool(Generic[T]):
             raise
         finally:
             del self._consumers[task]
-            self._size -= 1
+            if not consumer.scope.cancel_called:  # retire() counted it out already
+                self._size -= 1
             self._finished = not self._size
