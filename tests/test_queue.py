@@ -635,9 +635,9 @@ class TestStatistics:
             yield
 
         seen: list[bool] = []
-        for fail in (False, True):
+        for failing in (False, True):
             queue = fixed(
-                [Collector("a", echo, lifecycle=slow_setup, ctx=Context(fail=fail))],
+                [Collector("a", echo, lifecycle=slow_setup, ctx=Context(fail=failing))],
                 logging=False,
             )
             async with trio.open_nursery() as nursery:
