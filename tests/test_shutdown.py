@@ -174,9 +174,9 @@ class TestAbort:
                     raise KeyError("body") from cause
             except KeyError as exc:
                 caught.append(exc)
-        [exc] = caught
-        assert exc.__cause__ is cause
-        assert exc.__suppress_context__  # as `raise ... from cause` left it
+        [error] = caught
+        assert error.__cause__ is cause
+        assert error.__suppress_context__  # as `raise ... from cause` left it
 
     async def test_cancelled_while_starting(self) -> None:
         caught: list[BaseException] = []
@@ -454,7 +454,6 @@ class TestGrowthDuringShutdown:
                 await trio.testing.wait_all_tasks_blocked()
                 await trio.sleep(1)  # leave as the consumers finish
             assert scaled == []  # a fixed size of 2: nothing to scale
-
 
     async def test_growing_after_an_outside_cancellation_emptied_the_pool(self) -> None:
         """
