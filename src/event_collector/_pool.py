@@ -74,7 +74,6 @@ class ConsumerPool(Generic[T]):
         self._size = 0  # spawned, not exited and not retired
         self._starting = 0  # spawned and not yet running
         self._all_started: trio.Event | None = None  # for wait_started()
-        self._closing = False
         # The last consumer not retired has left, so their nursery is closing: none can
         # start any more. Retiring never empties the pool (min_consumers >= 1); only a
         # shutdown does, or a cancellation from outside, which may come before the queue
@@ -105,9 +104,9 @@ class ConsumerPool(Generic[T]):
     @property
     def closing(self) -> bool:
         """
-        Whether :meth:`close` was called.
+        Whether the queue is shutting down (its channel is closed): the pool no longer shrinks.
         """
-        return self._closing
+        return self._channel.closed
 
     def serves(self, flight: InFlight | None) -> bool:
         """
@@ -149,7 +148,7 @@ class ConsumerPool(Generic[T]):
         Returns:
             How many were stopped.
         """
-        if self._closing:
+        if self._channel.closed:
             return 0
         retired = 0
         for task in self._channel.parked_receivers()[:count]:
@@ -157,12 +156,6 @@ class ConsumerPool(Generic[T]):
             retired += 1
         self._size -= retired
         return retired
-
-    def close(self) -> None:
-        """
-        Note that the queue is shutting down: the pool no longer shrinks.
-        """
-        self._closing = True
 
     async def wait_started(self) -> None:
         """

@@ -607,7 +607,6 @@ class CollectorQueue(Generic[T]):
             return
         self._log.info("queue_shutting_down", timeout=self.consumer_shutdown_timeout)
         running.channel.close()
-        running.pool.close()
         running.consumers.deadline = trio.current_time() + self.consumer_shutdown_timeout
         self._closing.set()
 
@@ -619,7 +618,6 @@ class CollectorQueue(Generic[T]):
         assert running is not None
         self._log.info("queue_aborting")
         running.channel.close()
-        running.pool.close()
         running.consumers.cancel()
         self._closing.set()
 
