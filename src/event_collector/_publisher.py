@@ -104,17 +104,12 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             return event
         except trio.ClosedResourceError:
             raise _closed() from None
-        if handed:
-            # Yield to the consumer this event woke, so that it starts at once.
-            if supervisor.sleeping:
-                supervisor.wake()
+        if channel.queued > supervisor.wake_above:
+            supervisor.wake()
+        # Yield to the consumer this event woke, so that it starts at once; for a backlog
+        # (a busy consumer takes it anyway) go on, up to a point.
+        if handed or self._pacer():
             await trio.lowlevel.cancel_shielded_checkpoint()
-        else:
-            # A backlog: a busy consumer takes it anyway, so go on (up to a point).
-            if channel.queued > supervisor.wake_above:
-                supervisor.wake()
-            if self._pacer():
-                await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
     def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent[T]:
@@ -136,15 +131,12 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         )
         channel, supervisor = self._channel, self._supervisor
         try:
-            handed = channel.send_nowait(event)
+            channel.send_nowait(event)
         except trio.WouldBlock:
             supervisor.wake()  # a full queue: grow the pool for it now
             raise
         except trio.ClosedResourceError:
             raise _closed() from None
-        if handed:
-            if supervisor.sleeping:
-                supervisor.wake()
-        elif channel.queued > supervisor.wake_above:
+        if channel.queued > supervisor.wake_above:
             supervisor.wake()
         return event

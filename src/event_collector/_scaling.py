@@ -174,9 +174,9 @@ class Supervisor:
 
     It samples every ``monitor_interval`` while the queue is not idle.
 
-    The publisher reads two attributes per send and calls :meth:`wake` when one says so:
-    :attr:`sleeping` (a send to an idle queue) and :attr:`wake_above` (a send that leaves
-    more events queued than that, a backlog to grow the pool for at once).
+    The publisher reads one attribute per send, :attr:`wake_above`, and calls :meth:`wake`
+    when a send leaves more events queued than that: any send while the supervisor sleeps
+    (-1), a backlog to grow the pool for at once while it samples.
 
     Args:
         pool: The consumers.
@@ -217,9 +217,8 @@ class Supervisor:
         self._now = now
         self._wakeup = trio.Event()
         self._sent = 0  # arrivals at the last sample
-        #: True while asleep: the next send wakes the supervisor.
-        self.sleeping = False
-        #: A send that leaves more events than this queued wakes the supervisor.
+        #: A send that leaves more events than this queued wakes the supervisor; -1 while
+        #: it sleeps, so that any send does (one handed to a consumer leaves none).
         self.wake_above: float = self._backlog_threshold()
 
     def _backlog_threshold(self) -> float:
@@ -299,13 +298,11 @@ class Supervisor:
         """
         Sleep until a send; then record the idle stretch as load 0.
         """
-        self.sleeping = True
-        self.wake_above = 0
+        self.wake_above = -1
         try:
             await self._wakeup.wait()
         finally:
             self._wakeup = trio.Event()
-            self.sleeping = False
             self.wake_above = self._backlog_threshold()
         self._recorder.sample(self._now(), 0.0, self._channel.sent)
 
