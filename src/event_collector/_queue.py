@@ -487,7 +487,6 @@ class CollectorQueue(Generic[T]):
             # cause it was raised with).
         finally:
             self._finish()  # a no-op unless a task of the queue failed
-            self._bus._close()
             try:
                 await exit_lifecycles(entered, log, timeout, failing=not clean)
             finally:
