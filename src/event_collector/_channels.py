@@ -65,7 +65,6 @@ class ChannelStatistics:
 
 class _Buffer(Protocol[T_co]):
     def pop(self) -> T_co: ...
-    def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
 
@@ -99,11 +98,6 @@ class _PriorityBuffer(Generic[T]):
             heapq.heappop(self._priorities)
         self._size -= 1
         return item
-
-    def clear(self) -> None:
-        self._buckets.clear()
-        self._priorities.clear()
-        self._size = 0
 
     def __len__(self) -> int:
         return self._size
@@ -567,12 +561,6 @@ class QueueChannel(Generic[T]):
         Items accepted since the channel was opened (a blocked send counts once it is in).
         """
         return self._state.sent
-
-    def statistics(self) -> ChannelStatistics:
-        """
-        Return a snapshot of the channel's state.
-        """
-        return self._state.statistics()
 
     def parked_receivers(self) -> list[Task]:
         """
