@@ -323,6 +323,9 @@ class CollectorQueue(Generic[T]):
         Raises:
             TypeError: No nursery was given.
             RuntimeError: The queue is running or has already run.
+
+        On cancellation while the queue starts, the lifecycles entered so far exit and no
+        task is left running in ``nursery``.
         """
         if nursery is None:
             raise TypeError(
