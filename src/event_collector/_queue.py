@@ -29,7 +29,7 @@ from typing import Any, Generic, Self, TypeVar, final
 import attrs
 import trio
 
-from ._channels import QueueChannel, fifo_state, lifo_state, priority_state
+from ._channels import QueueChannel, _State, fifo_state, lifo_state, priority_state
 from ._collector import Collector
 from ._data import Error, QueueType, ResultList, _result_list
 from ._delivery import in_flight
@@ -584,7 +584,7 @@ class CollectorQueue(Generic[T]):
             self._log.info("collector queue metrics", **metrics.as_log_fields())
             self._bus._post(ReportedMetrics(metrics))
 
-    def _channel_state(self) -> Any:
+    def _channel_state(self) -> _State[CollectorEvent[T]]:
         if self.queue_type is QueueType.PRIORITY:
             default = self.default_priority
 
