@@ -539,8 +539,6 @@ class CollectorQueue(Generic[T]):
                     channel,
                     recorder,
                     policy,
-                    min_consumers=self.min_consumers,
-                    max_consumers=self.max_consumers,
                     interval=self.monitor_interval,
                     bus=self._bus,
                     log=self._log,

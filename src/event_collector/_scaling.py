@@ -76,13 +76,23 @@ class ScalingPolicy:
         interval: ``monitor_interval``, the seconds between samples.
     """
 
-    __slots__ = ("_arrivals", "_hold", "_margin", "_max", "_min", "_peaks", "steady")
+    __slots__ = (
+        "_arrivals",
+        "_hold",
+        "_margin",
+        "_peaks",
+        "max_consumers",
+        "min_consumers",
+        "steady",
+    )
 
     def __init__(
         self, min_consumers: int, max_consumers: int, margin: float, interval: float
     ) -> None:
-        self._min = min_consumers
-        self._max = max_consumers
+        #: Smallest pool size.
+        self.min_consumers = min_consumers
+        #: Largest pool size.
+        self.max_consumers = max_consumers
         self._margin = margin
         # A target is forgotten SCALE_DOWN_SAMPLES intervals after it was noted, less a
         # quarter interval so that a sample a little early or late (or float rounding) adds
@@ -105,7 +115,7 @@ class ScalingPolicy:
         wanted = math.ceil(round(self.steady * (1 + self._margin), 9))
         if qsize:
             wanted = max(wanted, qsize + busy)
-        return min(max(wanted, self._min), self._max)
+        return min(max(wanted, self.min_consumers), self.max_consumers)
 
     def observe(self, now: float, qsize: int, busy: int, arrivals: int, service_time: float) -> int:
         """
@@ -182,9 +192,7 @@ class Supervisor:
         pool: The consumers.
         channel: The queue's channel (events queued, arrivals).
         recorder: Where samples go.
-        policy: The autoscaling policy, or None for a fixed pool.
-        min_consumers: The pool size the policy never goes below.
-        max_consumers: The pool size the policy never goes above.
+        policy: The autoscaling policy (with the pool's bounds), or None for a fixed pool.
         interval: ``monitor_interval``.
         bus: Where ``ConsumersScaled`` is posted.
         log: The queue's logger.
@@ -198,8 +206,6 @@ class Supervisor:
         recorder: MetricsRecorder,
         policy: ScalingPolicy | None,
         *,
-        min_consumers: int,
-        max_consumers: int,
         interval: float,
         bus: MessageBus,
         log: FilteringBoundLogger,
@@ -209,8 +215,6 @@ class Supervisor:
         self._channel = channel
         self._recorder = recorder
         self._policy = policy
-        self._min = min_consumers
-        self._max = max_consumers
         self._interval = interval
         self._bus = bus
         self._log = log
@@ -222,11 +226,12 @@ class Supervisor:
         self.wake_above: float = self._backlog_threshold()
 
     def _backlog_threshold(self) -> float:
-        if self._policy is None:
+        policy = self._policy
+        if policy is None:
             return math.inf
         # One queued event is usually the next of a consumer about to take it: only a
         # second one is a backlog worth growing for between samples.
-        return 1 if self._pool.size < self._max else math.inf
+        return 1 if self._pool.size < policy.max_consumers else math.inf
 
     def wake(self) -> None:
         """
@@ -274,15 +279,15 @@ class Supervisor:
         pool, channel, recorder = self._pool, self._channel, self._recorder
         queued, busy, size, sent = channel.queued, pool.busy, pool.size, channel.sent
         recorder.sample(now, (queued + busy) / size if size else 0.0, sent)
-        if self._policy is not None:
-            target = self._policy.observe(now, queued, busy, sent, recorder.mean_service_time())
-            self._resize(target)
+        policy = self._policy
+        if policy is not None:
+            self._resize(policy.observe(now, queued, busy, sent, recorder.mean_service_time()))
         arrived, self._sent = sent != self._sent, sent
         return (
             not arrived
             and not queued
             and not busy
-            and (self._policy is None or pool.size <= self._min or pool.closing)
+            and (policy is None or pool.size <= policy.min_consumers or pool.closing)
         )
 
     def _burst(self) -> None:
