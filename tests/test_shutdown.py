@@ -518,7 +518,6 @@ class TestShutdownWhileStarting:
                 await queue.shut_down_queue()
             assert trio.current_time() == 1
 
-    @pytest.mark.xfail(reason="the setup waits for a stop that needs it to return", strict=True)
     async def test_from_a_lifecycle_setup(self, autojump_clock: trio.abc.Clock) -> None:
         """A setup that stops its own queue does not wait for itself."""
         queue: CollectorQueue[Any]

@@ -23,6 +23,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, final
 
@@ -68,6 +69,11 @@ from ._scaling import ScalingPolicy, Supervisor
 __all__ = ["CollectorQueue"]
 
 T = TypeVar("T")
+
+#: The queue whose lifecycles the current task (or a task a setup started) is entering.
+_entering: ContextVar[CollectorQueue[Any] | None] = ContextVar(
+    "event_collector_entering", default=None
+)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -345,7 +351,8 @@ class CollectorQueue(Generic[T]):
         just waits. Called while the queue is starting, it takes effect once the queue has
         started, or returns if starting fails. Called from one of the queue's own processors
         (or a task it started), it starts the shutdown and returns without waiting, so that
-        the processor can finish and its event gets the processor's result.
+        the processor can finish and its event gets the processor's result; called from a
+        lifecycle's setup, it returns at once too, and the queue stops once started.
 
         Raises:
             RuntimeError: The queue has not been started.
@@ -356,7 +363,11 @@ class CollectorQueue(Generic[T]):
             raise RuntimeError("collector queue has not been started")
         self._begin_shutdown()
         running = self._running
-        if running is not None and running.pool.serves(in_flight.get(None)):
+        if running is None:
+            inside = _entering.get() is self  # a setup would wait for itself
+        else:
+            inside = running.pool.serves(in_flight.get(None))  # a processor would, too
+        if inside:
             await trio.lowlevel.checkpoint()
             return
         await self._stopped.wait()
@@ -458,11 +469,14 @@ class CollectorQueue(Generic[T]):
         log = self._log = get_logger(self.logging, queue_id=self.id)
         log.info("queue_starting", collectors=[c.key for c in self.collectors])
         timeout = self.consumer_shutdown_timeout
+        entering = _entering.set(self)
         try:
             entered = await enter_lifecycles(self.collectors, log, timeout)
         except BaseException:
             self._finish()  # releases shut_down_queue() waiters
             raise
+        finally:
+            _entering.reset(entering)
         body_error: BaseException | None = None
         clean = False
         try:
