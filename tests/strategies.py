@@ -135,7 +135,8 @@ class CollectorSpec:
     key: str
     topics: tuple[str, ...]
     timeout: float | None
-    #: None, "ok", "slow" (setup and teardown sleep), "fail_setup" or "fail_teardown".
+    #: None, "ok", "slow" (setup and teardown sleep), "fail_setup", "fail_teardown" or
+    #: "shutdown" (the setup calls shut_down_queue()).
     lifecycle: str | None
 
 
@@ -213,7 +214,7 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
     Scenarios for the race fuzzer: collectors, queue options, producers and an ending.
     """
     form = draw(st.sampled_from(["async_with", "async_with", "run"]))
-    lifecycles = [None, None, "ok", "slow", "fail_setup"]
+    lifecycles = [None, None, "ok", "slow", "fail_setup", "shutdown"]
     if form == "async_with":
         lifecycles.append("fail_teardown")
     count = draw(st.integers(1, 3))

@@ -278,13 +278,16 @@ def make_processor(index: int, run: Run) -> Any:
     return process
 
 
-async def shut_down_from_a_processor(run: Run) -> None:
+async def shut_down_from_inside(run: Run) -> None:
+    """
+    Call shut_down_queue() as a processor or a lifecycle's setup does: it must not wait.
+    """
     assert run.queue is not None
     before = trio.current_time()
     run.shutdown_at.append(before)
     await run.queue.shut_down_queue()
     if trio.current_time() != before:
-        run.violation("shut_down_queue() from a processor waited")
+        run.violation("shut_down_queue() from inside the queue waited")
 
 
 async def fail_when_cancelled(seconds: float) -> None:
@@ -306,10 +309,10 @@ async def behave(kind: str, seconds: float, step: Step, run: Run) -> Result[int]
     elif kind == "hang":
         await trio.sleep_forever()
     elif kind == "shutdown":
-        await shut_down_from_a_processor(run)
+        await shut_down_from_inside(run)
     elif kind == "shutdown_child":
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(shut_down_from_a_processor, run)
+            nursery.start_soon(shut_down_from_inside, run)
     elif kind == "nursery_fail":
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fail_when_cancelled, seconds)
@@ -350,6 +353,8 @@ def make_lifecycle(
             raise run.setup_error
         if spec.lifecycle == "slow":
             await trio.sleep(0.01)
+        if spec.lifecycle == "shutdown":
+            await shut_down_from_inside(run)
         run.lifecycle_log.append(f"enter {spec.key}")
         try:
             yield
