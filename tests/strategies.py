@@ -272,7 +272,11 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
         form=form,
         ending=draw(st.sampled_from(["graceful", "shutdown_task", "abort", "cancel"])),
         ending_at=draw(st.none() | st.sampled_from([0.0, 0.001, 0.02, 0.3, 1.5])),
-        trigger=(draw(st.integers(0, len(producers) - 1)), draw(st.integers(0, 4))),
+        trigger=draw(
+            st.integers(0, len(producers) - 1).flatmap(
+                lambda p: st.tuples(st.just(p), st.integers(0, max(len(producers[p]) - 1, 0)))
+            )
+        ),
         linger=draw(st.sampled_from([0.0, 0.0, 0.01, 0.5, 3.0])),
         producers=producers,
         reenter=draw(st.integers(0, 9)) == 0,
