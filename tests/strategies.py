@@ -170,6 +170,9 @@ class Scenario:
     #: Seconds the body goes on after its producers are done.
     linger: float
     producers: tuple[tuple[Send, ...], ...]
+    #: With the "abort" ending, the body cancels the scope around the queue just before it
+    #: raises (as another task could): its exception and the cancellation meet.
+    cancel_with_abort: bool
     #: A task tries to enter the running queue again (and must be refused).
     reenter: bool
     #: Bus handlers that misbehave: a ShutDownQueue handler that never returns (bounded
@@ -279,6 +282,7 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
         ),
         linger=draw(st.sampled_from([0.0, 0.0, 0.01, 0.5, 3.0])),
         producers=producers,
+        cancel_with_abort=draw(st.booleans()),
         reenter=draw(st.integers(0, 9)) == 0,
         bad_handlers=draw(st.integers(0, 9)) == 0,
     )

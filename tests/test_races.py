@@ -89,7 +89,11 @@ class Fatal(BaseException):
 
 
 class Abort(Exception):
-    """What the body raises to abort the queue."""
+    """What the body raises to abort the queue, from ABORT_CAUSE."""
+
+
+#: The cause the body's Abort is raised from: it must come out of async with untouched.
+ABORT_CAUSE = OSError("the cause of the abort")
 
 
 @attrs.define(eq=False)
@@ -497,7 +501,7 @@ async def end_if_triggered(run: Run, where: tuple[int, int]) -> None:
         await shut_down_now(run)
     elif s.ending == "abort":
         run.abort = Abort("a producer failed")
-        raise run.abort
+        raise run.abort from ABORT_CAUSE
 
 
 async def shut_down_later(run: Run, delay: float) -> None:
@@ -573,7 +577,9 @@ async def body(run: Run, waiters: trio.Nursery) -> None:
     await trio.sleep(s.linger)  # after a shutdown the body goes on as long as it likes
     if s.ending == "abort":  # at the end of the body if no producer did
         run.abort = Abort("the body failed")
-        raise run.abort
+        if s.cancel_with_abort:
+            cancel_now(run)
+        raise run.abort from ABORT_CAUSE
     run.body_done = True
 
 
@@ -841,6 +847,8 @@ def outcome_problems(run: Run) -> list[str]:
             fine = type(raised) is Fatal and raised in run.fatal
         elif run.body_raised is not None:  # the abort, or the cancellation as the body saw it
             fine = raised is run.body_raised
+            if isinstance(raised, Abort):  # with its cause, as the body raised it
+                fine = fine and raised.__cause__ is ABORT_CAUSE and raised.__suppress_context__
         elif run.cancelled_in == "entering":
             fine = type(raised) is trio.Cancelled
         else:
