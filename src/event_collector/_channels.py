@@ -645,9 +645,9 @@ EMPTY: Final[Any] = _EMPTY
 
 def _check_size(max_buffer_size: int | float) -> None:
     if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):
-        raise TypeError("max_buffer_size must be an integer or math.inf")
+        raise TypeError(f"max_buffer_size must be an int or math.inf, got {max_buffer_size!r}")
     if max_buffer_size < 0:
-        raise ValueError("max_buffer_size must be >= 0")
+        raise ValueError(f"max_buffer_size must be >= 0, got {max_buffer_size!r}")
 
 
 def _first(item: Any) -> int:
