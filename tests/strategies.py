@@ -191,13 +191,25 @@ def _behaviours(draw: st.DrawFn, fatal: bool) -> tuple[str, float]:
     return kind, draw(_DURATIONS)
 
 
+#: What processors do in a steady trickle (light load, so the pool shrinks while awake)
+#: and in the burst before it (slow, so the pool grows).
+_LIGHT = st.sampled_from([("ok", 0.0), ("sleep", 0.001), ("sleep", 0.005)])
+_SLOW = st.tuples(st.just("sleep"), st.sampled_from([0.05, 0.2]))
+
+
 @st.composite
 def _payloads(
-    draw: st.DrawFn, step_id: int, keys: list[str], topics: list[str], fatal: bool
+    draw: st.DrawFn,
+    step_id: int,
+    keys: list[str],
+    topics: list[str],
+    fatal: bool,
+    behaviours: st.SearchStrategy[tuple[str, float]] | None = None,
 ) -> Payload[Step]:
+    behaviours = _behaviours(fatal) if behaviours is None else behaviours
     step = Step(
         step_id,
-        tuple(draw(_behaviours(fatal)) for _ in keys),
+        tuple(draw(behaviours) for _ in keys),
         draw(st.integers(0, 19)) == 0,
     )
     priority = draw(st.none() | st.integers(0, 3))
@@ -240,11 +252,11 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
     fatal = draw(st.integers(0, 7)) == 0
     next_id = iter(range(10_000))
 
-    def send(delay: float) -> Send:
+    def send(delay: float, behaviours: st.SearchStrategy[tuple[str, float]] | None = None) -> Send:
         return Send(
             delay,
             draw(st.booleans()),
-            draw(_payloads(next(next_id), keys, TOPICS[:2], fatal)),
+            draw(_payloads(next(next_id), keys, TOPICS[:2], fatal, behaviours)),
             draw(st.none() | st.none() | st.sampled_from([0.0, 0.005, 0.1])),
             draw(st.none() | st.sampled_from([0.0, 0.01, 0.3, math.inf])),
         )
@@ -256,8 +268,8 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
         # A burst that grows the pool, a steady trickle long enough for it to shrink while
         # busy, and a burst again.
         every = draw(st.sampled_from([0.02, 0.05]))
-        burst = [send(0.0) for _ in range(draw(st.integers(2, 6)))]
-        trickle = [send(every) for _ in range(draw(st.integers(10, 30)))]
+        burst = [send(0.0, _SLOW) for _ in range(draw(st.integers(2, 6)))]
+        trickle = [send(every, _LIGHT) for _ in range(draw(st.integers(10, 30)))]
         return (*burst, *trickle, *(send(0.0) for _ in range(draw(st.integers(2, 6)))))
 
     producers = tuple(producer() for _ in range(draw(st.integers(1, 3))))
