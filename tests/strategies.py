@@ -4,11 +4,13 @@ Hypothesis strategies shared by the property tests.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
-from event_collector import Delivery, Payload
+from event_collector import Delivery, Payload, QueueType
 
 #: Collector[Any] keys the strategies draw from.
 KEYS = ["k0", "k1", "k2", "k3"]
@@ -90,3 +92,228 @@ steady_loads = st.one_of(
 load_samples = st.tuples(
     st.integers(0, 100), st.integers(0, 300), st.integers(0, 300), st.floats(0, 2.0)
 )
+
+
+# -- the race fuzzer's scenarios (tests/test_races.py) ------------------------------------
+
+#: What a processor does with one payload, and for how long (seconds, where it matters):
+#: "ok" returns at once, "error" returns Error("refused"), "raise" raises ValueError,
+#: "wrong" returns a str, "sleep" sleeps, "hang" sleeps forever (its collector's timeout or
+#: the shutdown ends it), "shutdown" awaits shut_down_queue() itself, "shutdown_child" does
+#: so from a task it starts, "nursery_fail" sleeps in a nursery whose child raises when
+#: cancelled, "resend" sends a new payload to its own queue with send_nowait, "fatal"
+#: raises a BaseException that is not an Exception.
+PROCESSOR_KINDS = (
+    "ok",
+    "error",
+    "raise",
+    "wrong",
+    "sleep",
+    "hang",
+    "shutdown",
+    "shutdown_child",
+    "nursery_fail",
+    "resend",
+    "fatal",
+)
+
+
+@attrs.frozen
+class Step:
+    """
+    The value of one fuzzed payload: what each collector's processor does with it.
+    """
+
+    id: int
+    #: (kind, seconds) for each collector, by collector index.
+    behaviours: tuple[tuple[str, float], ...]
+    #: Whether the router raises on this payload.
+    router_fails: bool
+
+
+@attrs.frozen
+class Send:
+    """
+    One send of a producer.
+    """
+
+    #: Seconds to sleep before sending.
+    delay: float
+    #: send_nowait() instead of send().
+    nowait: bool
+    payload: Payload[Step]
+    #: A send() given up (cancelled) after this many seconds; None: never.
+    give_up: float | None
+    #: A task waits for the event (None: nobody), giving up once after this many seconds
+    #: (math.inf: never) and then waiting again.
+    wait: float | None
+
+
+@attrs.frozen
+class CollectorSpec:
+    key: str
+    topics: tuple[str, ...]
+    timeout: float | None
+    #: None, "ok", "slow" (setup and teardown sleep), "fail_setup", "fail_teardown" or
+    #: "shutdown" (the setup calls shut_down_queue()).
+    lifecycle: str | None
+
+
+@attrs.frozen
+class Scenario:
+    """
+    One fuzzed run of a CollectorQueue.
+    """
+
+    collectors: tuple[CollectorSpec, ...]
+    #: "simple" (SimpleRouter), "select" (overrides select) or "handle" (handle_event).
+    router: str
+    queue_type: QueueType
+    autoscale: bool
+    min_consumers: int
+    max_consumers: int
+    monitor_interval: float
+    max_queue_size: int | float
+    shutdown_timeout: float
+    report_interval: float
+    #: "async_with" or "run" (nursery.start(queue.run)).
+    form: str
+    #: "graceful" (leave the body; run form: shut_down_queue() from the body),
+    #: "shutdown_task" (shut_down_queue() from another task, the body goes on), "abort"
+    #: (the body raises) or "cancel" (a scope around the queue is cancelled from outside).
+    ending: str
+    #: When the ending's task acts ("shutdown_task", "abort", "cancel"), or None to act
+    #: right after the producer and send that ``trigger`` names (no checkpoint between).
+    ending_at: float | None
+    trigger: tuple[int, int]
+    #: Seconds the body goes on after its producers are done.
+    linger: float
+    producers: tuple[tuple[Send, ...], ...]
+    #: With the "abort" ending, the body cancels the scope around the queue just before it
+    #: raises (as another task could): its exception and the cancellation meet.
+    cancel_with_abort: bool
+    #: A task tries to enter the running queue again (and must be refused).
+    reenter: bool
+    #: Bus handlers that misbehave: a ShutDownQueue handler that never returns (bounded
+    #: by the shutdown timeout) and a ConsumersScaled handler that raises.
+    bad_handlers: bool
+
+
+_DURATIONS = st.sampled_from([0.0, 0.001, 0.01, 0.05, 0.2, 1.0])
+
+
+@st.composite
+def _behaviours(draw: st.DrawFn, fatal: bool) -> tuple[str, float]:
+    kinds = PROCESSOR_KINDS if fatal else PROCESSOR_KINDS[:-1]
+    # Mostly well-behaved: a run should also get far enough to scale and drain.
+    kind = draw(st.sampled_from(kinds) | st.sampled_from(["ok", "sleep", "sleep"]))
+    return kind, draw(_DURATIONS)
+
+
+#: What processors do in a steady trickle (light load, so the pool shrinks while awake)
+#: and in the burst before it (slow, so the pool grows).
+_LIGHT = st.sampled_from([("ok", 0.0), ("sleep", 0.001), ("sleep", 0.005)])
+_SLOW = st.tuples(st.just("sleep"), st.sampled_from([0.05, 0.2]))
+
+
+@st.composite
+def _payloads(
+    draw: st.DrawFn,
+    step_id: int,
+    keys: list[str],
+    topics: list[str],
+    fatal: bool,
+    behaviours: st.SearchStrategy[tuple[str, float]] | None = None,
+) -> Payload[Step]:
+    behaviours = _behaviours(fatal) if behaviours is None else behaviours
+    step = Step(
+        step_id,
+        tuple(draw(behaviours) for _ in keys),
+        draw(st.integers(0, 19)) == 0,
+    )
+    priority = draw(st.none() | st.integers(0, 3))
+    delivery = draw(st.sampled_from(Delivery))
+    if delivery is Delivery.KEY:
+        wanted = draw(st.lists(st.sampled_from([*keys, "nobody"]), min_size=1, max_size=3))
+        return Payload(step, Delivery.KEY, wanted, priority=priority)
+    if delivery is Delivery.TOPIC:
+        wanted = draw(st.lists(st.sampled_from([*topics, "nothing"]), min_size=1, max_size=2))
+        return Payload(step, Delivery.TOPIC, topics=wanted, priority=priority)
+    return Payload(step, priority=priority)
+
+
+@st.composite
+def race_scenarios(draw: st.DrawFn) -> Scenario:
+    """
+    Scenarios for the race fuzzer: collectors, queue options, producers and an ending.
+    """
+    form = draw(st.sampled_from(["async_with", "async_with", "run"]))
+    lifecycles = [None, None, "ok", "slow", "fail_setup", "shutdown"]
+    if form == "async_with":
+        lifecycles.append("fail_teardown")
+    count = draw(st.integers(1, 3))
+    keys = [f"c{i}" for i in range(count)]
+    collectors = tuple(
+        CollectorSpec(
+            key,
+            tuple(draw(st.lists(st.sampled_from(TOPICS[:2]), max_size=2, unique=True))),
+            draw(st.sampled_from([None, None, 0.03, 0.5])),
+            # A failing setup is rare: the queue then never runs.
+            draw(st.sampled_from(lifecycles))
+            if draw(st.integers(0, 3)) == 0
+            else draw(st.sampled_from([None, "ok", "slow"])),
+        )
+        for key in keys
+    )
+    autoscale = draw(st.booleans())
+    min_consumers = draw(st.integers(1, 3))
+    max_consumers = draw(st.integers(min_consumers, 5))
+    fatal = draw(st.integers(0, 7)) == 0
+    next_id = iter(range(10_000))
+
+    def send(delay: float, behaviours: st.SearchStrategy[tuple[str, float]] | None = None) -> Send:
+        return Send(
+            delay,
+            draw(st.booleans()),
+            draw(_payloads(next(next_id), keys, TOPICS[:2], fatal, behaviours)),
+            draw(st.none() | st.none() | st.sampled_from([0.0, 0.005, 0.1])),
+            draw(st.none() | st.sampled_from([0.0, 0.01, 0.3, math.inf])),
+        )
+
+    def producer() -> tuple[Send, ...]:
+        if draw(st.integers(0, 4)):  # sends at random moments
+            delays = st.sampled_from([0.0, 0.0, 0.0, 0.001, 0.01, 0.1, 0.5])
+            return tuple(send(draw(delays)) for _ in range(draw(st.integers(0, 10))))
+        # A burst that grows the pool, a steady trickle long enough for it to shrink while
+        # busy, and a burst again.
+        every = draw(st.sampled_from([0.02, 0.05]))
+        burst = [send(0.0, _SLOW) for _ in range(draw(st.integers(2, 6)))]
+        trickle = [send(every, _LIGHT) for _ in range(draw(st.integers(10, 30)))]
+        return (*burst, *trickle, *(send(0.0) for _ in range(draw(st.integers(2, 6)))))
+
+    producers = tuple(producer() for _ in range(draw(st.integers(1, 3))))
+    return Scenario(
+        collectors=collectors,
+        router=draw(st.sampled_from(["simple", "simple", "select", "handle"])),
+        queue_type=draw(st.sampled_from(QueueType)),
+        autoscale=autoscale,
+        min_consumers=min_consumers,
+        max_consumers=max_consumers,
+        monitor_interval=draw(st.sampled_from([0.005, 0.02, 0.1])),
+        max_queue_size=draw(st.sampled_from([math.inf, 1, 2, 4])),
+        shutdown_timeout=draw(st.sampled_from([0.1, 0.3, 3.0])),
+        report_interval=draw(st.sampled_from([0.0, 0.0, 0.25])),
+        form=form,
+        ending=draw(st.sampled_from(["graceful", "shutdown_task", "abort", "cancel"])),
+        ending_at=draw(st.none() | st.sampled_from([0.0, 0.001, 0.02, 0.3, 1.5])),
+        trigger=draw(
+            st.integers(0, len(producers) - 1).flatmap(
+                lambda p: st.tuples(st.just(p), st.integers(0, max(len(producers[p]) - 1, 0)))
+            )
+        ),
+        linger=draw(st.sampled_from([0.0, 0.0, 0.01, 0.5, 3.0])),
+        producers=producers,
+        cancel_with_abort=draw(st.booleans()),
+        reenter=draw(st.integers(0, 9)) == 0,
+        bad_handlers=draw(st.integers(0, 9)) == 0,
+    )

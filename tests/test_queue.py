@@ -4,8 +4,10 @@ The running queue: construction rules, running modes, publishing, results, queue
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -619,3 +621,34 @@ class TestStatistics:
         assert (after.consumers, after.in_flight, after.completed, after.closed) == (0, 0, 5, True)
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             running.busy = 0  # type: ignore[misc]  # frozen is the point
+
+    async def test_closed_only_once_stopped_not_while_starting(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        """Starting, the queue is not closed; a failed start leaves it closed."""
+
+        @asynccontextmanager
+        async def slow_setup(ctx: Context) -> AsyncIterator[None]:
+            await trio.sleep(1)
+            if ctx.fail:
+                raise OSError("cannot connect")
+            yield
+
+        seen: list[bool] = []
+        for failing in (False, True):
+            queue = fixed(
+                [Collector("a", echo, lifecycle=slow_setup, ctx=Context(fail=failing))],
+                logging=False,
+            )
+            async with trio.open_nursery() as nursery:
+
+                async def start(queue: CollectorQueue[Any] = queue) -> None:
+                    with contextlib.suppress(OSError):
+                        async with queue:
+                            seen.append(queue.statistics().closed)
+
+                nursery.start_soon(start)
+                await trio.sleep(0.5)
+                seen.append(queue.statistics().closed)  # entering the lifecycle
+            seen.append(queue.statistics().closed)
+        assert seen == [False, False, True, False, True]

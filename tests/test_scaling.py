@@ -528,6 +528,27 @@ class TestBacklogWakeUp:
             await trio.testing.wait_all_tasks_blocked()
             assert (trio.current_time(), queue.consumer_count()) == (0, 2)
 
+    async def test_a_burst_after_shrinking_from_the_largest_pool(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        """Shrunk from max_consumers while still busy, the pool still grows for a burst."""
+        queue = scaling_queue(sleeper(0.25), min_consumers=1, max_consumers=4, monitor_interval=1)
+        async with queue:
+            publisher = queue.get_publisher()
+            for i in range(4):
+                publisher.send_nowait(i)  # a burst: the pool grows to max_consumers
+            await trio.sleep(0.25)
+            for _ in range(20):  # then one event at a time: it shrinks back, never idle
+                await trio.sleep(0.5)
+                publisher.send_nowait("trickle")
+            await trio.testing.wait_all_tasks_blocked()
+            assert queue.consumer_count() == 2  # the trickle's demand (0.5) and its margin
+            for i in range(5):
+                publisher.send_nowait(i)  # a backlog behind the busy consumers
+            await trio.testing.wait_all_tasks_blocked()
+            assert trio.current_time() == 10.25  # before the next sample, at t=11
+            assert queue.consumer_count() == 4
+
     async def test_wake_up_never_shrinks(self, autojump_clock: trio.abc.Clock) -> None:
         queue = scaling_queue(sleeper(1), min_consumers=1, max_consumers=10, monitor_interval=5)
         async with queue:

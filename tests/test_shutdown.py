@@ -163,6 +163,21 @@ class TestAbort:
         assert all(is_shutdown(e.get_result()[0]) for e in events)  # type: ignore[index]
         assert log == ["enter a", "exit a"]
 
+    async def test_body_exception_keeps_its_cause_when_cancelled_from_outside(self) -> None:
+        """The body fails as a cancellation from outside stops the queue's tasks."""
+        cause = OSError("the cause")
+        caught: list[BaseException] = []
+        with trio.CancelScope() as outer:
+            try:
+                async with fixed([Collector("a", echo)]):
+                    outer.cancel()
+                    raise KeyError("body") from cause
+            except KeyError as exc:
+                caught.append(exc)
+        [error] = caught
+        assert error.__cause__ is cause
+        assert error.__suppress_context__  # as `raise ... from cause` left it
+
     async def test_cancelled_while_starting(self) -> None:
         caught: list[BaseException] = []
         with trio.CancelScope() as scope:
@@ -270,6 +285,17 @@ class TestLifecycleErrors:
         assert log[3:] == ["exit c", "exit b", "exit a"]
         failed = [e for e in logs if e["event"] == "lifecycle_teardown_failed"]
         assert [e["collector"] for e in failed] == ["b"]
+
+    async def test_queue_stopped_is_logged_after_a_failed_teardown(self) -> None:
+        log: list[str] = []
+        collectors = [
+            Collector("a", echo, lifecycle=recording_lifecycle(log, "a", fail_teardown=True))
+        ]
+        with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="teardown"):
+            async with fixed(collectors):
+                pass
+        events = [e["event"] for e in logs]
+        assert events[-2:] == ["lifecycle_teardown_failed", "queue_stopped"]
 
     async def test_several_teardown_failures_are_grouped(self) -> None:
         log: list[str] = []
@@ -429,6 +455,26 @@ class TestGrowthDuringShutdown:
                 await trio.sleep(1)  # leave as the consumers finish
             assert scaled == []  # a fixed size of 2: nothing to scale
 
+    async def test_growing_after_an_outside_cancellation_emptied_the_pool(self) -> None:
+        """
+        A cancellation from outside can stop every consumer before the queue notes it.
+
+        A supervisor woken by a send just before it still runs once, and may grow the pool
+        after the consumers' nursery has closed: that must start nothing (it raised
+        RuntimeError, nested in groups, out of ``async with``).
+        """
+        queue = CollectorQueue([Collector("a", echo)], min_consumers=1, max_consumers=4)
+        with trio.CancelScope() as outer:
+            async with queue:
+                pool = pool_of(queue)
+                outer.cancel()
+                with trio.CancelScope(shield=True):  # the body sees the cancellation late
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert pool.size == 0  # the consumers have left, their nursery closed
+                    assert pool.grow(1) == 0  # as the woken supervisor does
+                    assert queue.consumer_count() == 0
+        assert outer.cancelled_caught
+
 
 class TestShutdownWhileStarting:
     """shut_down_queue() called while lifecycles are still being entered."""
@@ -471,3 +517,19 @@ class TestShutdownWhileStarting:
             with trio.fail_after(100):
                 await queue.shut_down_queue()
             assert trio.current_time() == 1
+
+    async def test_from_a_lifecycle_setup(self, autojump_clock: trio.abc.Clock) -> None:
+        """A setup that stops its own queue does not wait for itself."""
+        queue: CollectorQueue[Any]
+
+        @asynccontextmanager
+        async def stops_its_queue(ctx: Context) -> AsyncIterator[None]:
+            await queue.shut_down_queue()
+            yield
+
+        queue = fixed([Collector("a", echo, lifecycle=stops_its_queue)])
+        with trio.fail_after(100):
+            async with queue:
+                with pytest.raises(trio.ClosedResourceError):
+                    queue.get_publisher().send_nowait(1)  # stopped as soon as it started
+        assert trio.current_time() == 0

@@ -75,7 +75,6 @@ class ChannelStatistics:
 
 class _Buffer(Protocol[T_co]):
     def pop(self) -> T_co: ...
-    def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
 
@@ -111,11 +110,6 @@ class PriorityBuffer(Generic[T]):
             heapq.heappop(self._priorities)
         self._size -= 1
         return item
-
-    def clear(self) -> None:
-        self._buckets.clear()
-        self._priorities.clear()
-        self._size = 0
 
     def __len__(self) -> int:
         return self._size
@@ -679,9 +673,9 @@ EMPTY: Final[Any] = _EMPTY
 
 def _check_size(max_buffer_size: int | float) -> None:
     if max_buffer_size != math.inf and not isinstance(max_buffer_size, int):
-        raise TypeError("max_buffer_size must be an integer or math.inf")
+        raise TypeError(f"max_buffer_size must be an int or math.inf, got {max_buffer_size!r}")
     if max_buffer_size < 0:
-        raise ValueError("max_buffer_size must be >= 0")
+        raise ValueError(f"max_buffer_size must be >= 0, got {max_buffer_size!r}")
 
 
 def _first(item: Any) -> int:

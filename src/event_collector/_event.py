@@ -94,6 +94,8 @@ class SentEvent(Protocol[T_co]):
     async def wait(self) -> ResultList[T_co]:
         """
         Wait until the event is done and return its results.
+
+        On cancellation nothing happens to the event: wait again later.
         """
 
 

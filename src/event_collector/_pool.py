@@ -71,17 +71,19 @@ class ConsumerPool(Generic[T]):
         self._now = now
         self._on_served = on_served
         self._consumers: dict[Task, _Consumer] = {}  # the running ones
-        self._size = 0  # spawned and not exited: the nursery's children
+        self._size = 0  # spawned, not exited and not retired
         self._starting = 0  # spawned and not yet running
         self._all_started: trio.Event | None = None  # for wait_started()
-        self._closing = False
-        # The nursery's body has ended: once the last consumer has left it is closed.
-        self._sealed = False
+        # The last consumer not retired has left, so their nursery is closing: none can
+        # start any more. Retiring never empties the pool (min_consumers >= 1); only a
+        # shutdown does, or a cancellation from outside, which may come before the queue
+        # has closed the pool.
+        self._finished = False
 
     @property
     def size(self) -> int:
         """
-        Consumers running or about to run.
+        Consumers running or about to run; not those retired, which are on their way out.
         """
         return self._size
 
@@ -102,9 +104,9 @@ class ConsumerPool(Generic[T]):
     @property
     def closing(self) -> bool:
         """
-        Whether :meth:`close` was called.
+        Whether the queue is shutting down (its channel is closed): the pool no longer shrinks.
         """
-        return self._closing
+        return self._channel.closed
 
     def serves(self, flight: InFlight | None) -> bool:
         """
@@ -112,7 +114,7 @@ class ConsumerPool(Generic[T]):
         """
         return flight is not None and flight.owner is self
 
-    def grow(self, count: int) -> None:
+    def grow(self, count: int) -> int:
         """
         Spawn ``count`` consumers, counted in :attr:`size` (and as idle) from now on.
 
@@ -122,48 +124,38 @@ class ConsumerPool(Generic[T]):
         cost 3 ms per hundred consumers where spawning costs 0.5 ms. Growing goes on during
         a graceful shutdown (to drain faster) and stops once the last consumer has left,
         when the nursery closes.
+
+        Returns:
+            How many were spawned: ``count``, or 0 once the last consumer has left.
         """
-        if count <= 0 or (self._sealed and self._size == 0):
-            return
+        if count <= 0 or self._finished:
+            return 0
         self._size += count
         self._starting += count
         for _ in range(count):
             flight = InFlight(self._log, self._failure_level, owner=self)
             self._nursery.start_soon(self._consume, _Consumer(trio.CancelScope(), flight))
+        return count
 
     def retire(self, count: int) -> int:
         """
         Stop up to ``count`` consumers parked in the channel, the last parked first.
 
         A parked consumer holds no event, and cancelling it takes it out of the channel at
-        once, so no event sent afterwards can go to it.
+        once, so no event sent afterwards can go to it: it leaves :attr:`size` at once too,
+        and the pool can grow again before it has exited.
 
         Returns:
             How many were stopped.
         """
-        if self._closing:
+        if self._channel.closed:
             return 0
         retired = 0
         for task in self._channel.parked_receivers()[:count]:
             self._consumers[task].scope.cancel()
             retired += 1
+        self._size -= retired
         return retired
-
-    def close(self) -> None:
-        """
-        Note that the queue is shutting down: the pool no longer shrinks.
-        """
-        self._closing = True
-
-    def seal(self) -> None:
-        """
-        Note that the body of the pool's nursery has ended, however it ended.
-
-        From then on the nursery closes when its last consumer leaves, and :meth:`grow`
-        starts nothing once that has happened (a supervisor woken in the same scheduler
-        batch as an outside cancellation may still ask).
-        """
-        self._sealed = True
 
     async def wait_started(self) -> None:
         """
@@ -226,4 +218,6 @@ class ConsumerPool(Generic[T]):
             raise
         finally:
             del self._consumers[task]
-            self._size -= 1
+            if not consumer.scope.cancel_called:  # retire() counted it out already
+                self._size -= 1
+            self._finished = not self._size

@@ -97,7 +97,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         )
         channel, supervisor = self._channel, self._supervisor
         try:
-            handed = channel.send_nowait(event)
+            channel.send_nowait(event)
         except trio.WouldBlock:
             supervisor.wake()  # a full queue: grow the pool for it now
             try:
@@ -108,10 +108,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             return event
         except trio.ClosedResourceError:
             raise _closed() from None
-        if handed:
-            if supervisor.sleeping:
-                supervisor.wake()
-        elif channel.queued > supervisor.wake_above:
+        if channel.queued > supervisor.wake_above:
             supervisor.wake()
         if channel.waking and now - self._yielded_at >= YIELD_AFTER:
             # A consumer woken for the queue's events waits for this task to yield, which
@@ -144,15 +141,12 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         )
         channel, supervisor = self._channel, self._supervisor
         try:
-            handed = channel.send_nowait(event)
+            channel.send_nowait(event)
         except trio.WouldBlock:
             supervisor.wake()  # a full queue: grow the pool for it now
             raise
         except trio.ClosedResourceError:
             raise _closed() from None
-        if handed:
-            if supervisor.sleeping:
-                supervisor.wake()
-        elif channel.queued > supervisor.wake_above:
+        if channel.queued > supervisor.wake_above:
             supervisor.wake()
         return event

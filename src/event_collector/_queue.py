@@ -23,6 +23,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, final
 
@@ -68,6 +69,11 @@ from ._scaling import ScalingPolicy, Supervisor
 __all__ = ["CollectorQueue"]
 
 T = TypeVar("T")
+
+#: The queue whose lifecycles the current task (or a task a setup started) is entering.
+_entering: ContextVar[CollectorQueue[Any] | None] = ContextVar(
+    "event_collector_entering", default=None
+)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -324,6 +330,9 @@ class CollectorQueue(Generic[T]):
         Raises:
             TypeError: No nursery was given.
             RuntimeError: The queue is running or has already run.
+
+        On cancellation while the queue starts, the lifecycles entered so far exit and no
+        task is left running in ``nursery``.
         """
         if nursery is None:
             raise TypeError(
@@ -343,7 +352,8 @@ class CollectorQueue(Generic[T]):
         just waits. Called while the queue is starting, it takes effect once the queue has
         started, or returns if starting fails. Called from one of the queue's own processors
         (or a task it started), it starts the shutdown and returns without waiting, so that
-        the processor can finish and its event gets the processor's result.
+        the processor can finish and its event gets the processor's result; called from a
+        lifecycle's setup, it returns at once too, and the queue stops once started.
 
         Raises:
             RuntimeError: The queue has not been started.
@@ -354,7 +364,11 @@ class CollectorQueue(Generic[T]):
             raise RuntimeError("collector queue has not been started")
         self._begin_shutdown()
         running = self._running
-        if running is not None and running.pool.serves(in_flight.get(None)):
+        if running is None:
+            inside = _entering.get() is self  # a setup would wait for itself
+        else:
+            inside = running.pool.serves(in_flight.get(None))  # a processor would, too
+        if inside:
             await trio.lowlevel.checkpoint()
             return
         await self._stopped.wait()
@@ -374,7 +388,8 @@ class CollectorQueue(Generic[T]):
         """
         Return a snapshot of the pool and the channel (see :class:`QueueStatistics`).
 
-        Zeros before the queue starts; after it stops, the counts it ended with.
+        Zeros (and not closed) until the queue runs; after it stops, the counts it ended
+        with. A queue whose start failed reads closed.
         """
         running = self._running
         if running is None:
@@ -387,7 +402,7 @@ class CollectorQueue(Generic[T]):
                 max_queue_size=self.max_queue_size,
                 sent=0,
                 completed=0,
-                closed=self._started,
+                closed=self._stopped.is_set(),
             )
         pool, channel = running.pool, running.channel
         busy, queued = pool.busy, channel.queued
@@ -455,11 +470,14 @@ class CollectorQueue(Generic[T]):
         log = self._log = get_logger(self.logging, queue_id=self.id)
         log.info("queue_starting", collectors=[c.key for c in self.collectors])
         timeout = self.consumer_shutdown_timeout
+        entering = _entering.set(self)
         try:
             entered = await enter_lifecycles(self.collectors, log, timeout)
         except BaseException:
             self._finish()  # releases shut_down_queue() waiters
             raise
+        finally:
+            _entering.reset(entering)
         body_error: BaseException | None = None
         clean = False
         try:
@@ -480,12 +498,17 @@ class CollectorQueue(Generic[T]):
                     self._begin_shutdown()
             clean = body_error is None
         except BaseExceptionGroup as group:
-            raise _unwrapped(group, body_error) from None
+            error = _unwrapped(group, body_error)
+            if error is not body_error:
+                raise error from None
+            # The body's exception is raised below, untouched ("from None" would erase the
+            # cause it was raised with).
         finally:
             self._finish()  # a no-op unless a task of the queue failed
-            self._bus._close()
-            await exit_lifecycles(entered, log, timeout, failing=not clean)
-            log.info("queue_stopped")
+            try:
+                await exit_lifecycles(entered, log, timeout, failing=not clean)
+            finally:
+                log.info("queue_stopped")  # a failed teardown raises: stopped all the same
         if body_error is not None:
             raise body_error
 
@@ -531,8 +554,6 @@ class CollectorQueue(Generic[T]):
                     channel,
                     recorder,
                     policy,
-                    min_consumers=self.min_consumers,
-                    max_consumers=self.max_consumers,
                     interval=self.monitor_interval,
                     bus=self._bus,
                     log=self._log,
@@ -543,10 +564,7 @@ class CollectorQueue(Generic[T]):
                 self._running = running
                 await pool.wait_started()
                 task_status.started(running)
-                try:
-                    await self._closing.wait()
-                finally:
-                    pool.seal()
+                await self._closing.wait()
         self._finish()
 
     async def _monitor(self, running: _Running[T]) -> None:
@@ -604,7 +622,6 @@ class CollectorQueue(Generic[T]):
             return
         self._log.info("queue_shutting_down", timeout=self.consumer_shutdown_timeout)
         running.channel.close()
-        running.pool.close()
         running.consumers.deadline = trio.current_time() + self.consumer_shutdown_timeout
         self._closing.set()
 
@@ -616,7 +633,6 @@ class CollectorQueue(Generic[T]):
         assert running is not None
         self._log.info("queue_aborting")
         running.channel.close()
-        running.pool.close()
         running.consumers.cancel()
         self._closing.set()
 

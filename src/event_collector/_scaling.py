@@ -145,12 +145,12 @@ class ScalingPolicy:
         "_hold",
         "_late",
         "_margin",
-        "_max",
-        "_min",
         "_peaks",
         "_settle",
         "_since",
         "_young",
+        "max_consumers",
+        "min_consumers",
         "steady",
         "wake_backlog",
     )
@@ -158,8 +158,10 @@ class ScalingPolicy:
     def __init__(
         self, min_consumers: int, max_consumers: int, margin: float, interval: float
     ) -> None:
-        self._min = min_consumers
-        self._max = max_consumers
+        #: Smallest pool size.
+        self.min_consumers = min_consumers
+        #: Largest pool size.
+        self.max_consumers = max_consumers
         self._margin = margin
         # A size asked for is forgotten SCALE_DOWN_SAMPLES intervals after it was asked
         # for, less a quarter interval so that a sample a little early or late (or float
@@ -213,7 +215,7 @@ class ScalingPolicy:
         """
         Return whether a send that left ``queued`` events waiting should wake the supervisor.
         """
-        return queued > self.wake_backlog and size < self._max
+        return queued > self.wake_backlog and size < self.max_consumers
 
     def observe(
         self, now: float, qsize: int, busy: int, size: int, arrivals: int, service_time: float
@@ -267,7 +269,7 @@ class ScalingPolicy:
         return max(self._remember(now, self._clamp(qsize + busy)), size)
 
     def _clamp(self, size: int) -> int:
-        return min(max(size, self._min), self._max)
+        return min(max(size, self.min_consumers), self.max_consumers)
 
     def _held(self, now: float, default: int) -> int:
         """
@@ -326,17 +328,15 @@ class Supervisor:
 
     It samples every ``monitor_interval`` while the queue is not idle.
 
-    The publisher reads two attributes per send and calls :meth:`wake` when one says so:
-    :attr:`sleeping` (a send to an idle queue) and :attr:`wake_above` (a send that leaves
-    more events queued than that, a backlog to grow the pool for at once).
+    The publisher reads one attribute per send, :attr:`wake_above`, and calls :meth:`wake`
+    when a send leaves more events queued than that: any send while the supervisor sleeps
+    (-1), a backlog to grow the pool for at once while it samples.
 
     Args:
         pool: The consumers.
         channel: The queue's channel (events queued, arrivals).
         recorder: Where samples go.
-        policy: The autoscaling policy, or None for a fixed pool.
-        min_consumers: The pool size the policy never goes below.
-        max_consumers: The pool size the policy never goes above.
+        policy: The autoscaling policy (with the pool's bounds), or None for a fixed pool.
         interval: ``monitor_interval``.
         bus: Where ``ConsumersScaled`` is posted.
         log: The queue's logger.
@@ -350,8 +350,6 @@ class Supervisor:
         recorder: MetricsRecorder,
         policy: ScalingPolicy | None,
         *,
-        min_consumers: int,
-        max_consumers: int,
         interval: float,
         bus: MessageBus,
         log: FilteringBoundLogger,
@@ -361,26 +359,24 @@ class Supervisor:
         self._channel = channel
         self._recorder = recorder
         self._policy = policy
-        self._min = min_consumers
-        self._max = max_consumers
         self._interval = interval
         self._bus = bus
         self._log = log
         self._now = now
         self._wakeup = trio.Event()
         self._sent = 0  # arrivals at the last sample
-        #: True while asleep: the next send wakes the supervisor.
-        self.sleeping = False
-        #: A send that leaves more events than this queued wakes the supervisor.
+        #: A send that leaves more events than this queued wakes the supervisor; -1 while
+        #: it sleeps, so that any send does (one handed to a consumer leaves none).
         self.wake_above: float = self._backlog_threshold()
 
     def _backlog_threshold(self) -> float:
         """
         Return the events left queued by a send above which the send wakes the supervisor.
         """
-        if self._policy is None or self._pool.size >= self._max:
+        policy = self._policy
+        if policy is None or self._pool.size >= policy.max_consumers:
             return math.inf
-        return self._policy.wake_backlog
+        return policy.wake_backlog
 
     def wake(self) -> None:
         """
@@ -438,7 +434,7 @@ class Supervisor:
             not arrived
             and not queued
             and not busy
-            and (self._policy is None or pool.size <= self._min or pool.closing)
+            and (self._policy is None or pool.size <= self._policy.min_consumers or pool.closing)
         )
 
     def _burst(self) -> None:
@@ -455,13 +451,11 @@ class Supervisor:
         """
         Sleep until a send; then record the idle stretch as load 0.
         """
-        self.sleeping = True
-        self.wake_above = 0
+        self.wake_above = -1
         try:
             await self._wakeup.wait()
         finally:
             self._wakeup = trio.Event()
-            self.sleeping = False
             self.wake_above = self._backlog_threshold()
         self._recorder.sample(self._now(), 0.0, self._channel.sent)
 
@@ -474,12 +468,13 @@ class Supervisor:
         if target == size or (pool.closing and target < size):
             return
         if target > size:
+            if not pool.grow(target - size):
+                return  # the last consumer has left: the queue is stopping
             queued = self._channel.queued
             assert self._policy is not None
             reason = "burst" if queued and queued + pool.busy > self._policy.steady else "steady"
             self._log.debug("consumers_scaled", old=size, new=target, reason=reason)
             self._bus._post(ConsumersScaled(size, target, reason))
-            pool.grow(target - size)
         elif retired := pool.retire(size - target):
             self._log.debug("consumers_scaled", old=size, new=size - retired, reason="idle")
             self._bus._post(ConsumersScaled(size, size - retired, "idle"))
