@@ -53,6 +53,7 @@ from event_collector import (
     SimpleRouter,
 )
 
+from .conftest import supervisor_of
 from .strategies import CollectorSpec, Scenario, Send, Step, race_scenarios
 
 #: Examples asked for on the command line; the normal suite runs a fixed set.
@@ -261,12 +262,17 @@ class Watch(trio.abc.Instrument):
                 bad("a fixed pool changed size")
             if scenario.autoscale and s.consumers < scenario.min_consumers:
                 bad("fewer consumers than min_consumers")
-            # "A send that finds every consumer busy, or a second event with no free
-            # consumer to take it, or a send into a full queue, wakes the supervisor (while
-            # the pool is below max_consumers), so a burst is met without waiting for the
-            # next sample."
-            if scenario.autoscale and s.queued >= 2 and s.consumers < scenario.max_consumers:
-                bad("a backlog waits for the next sample to grow the pool")
+            # "A send that leaves more events queued than the policy's wake_backlog (the
+            # noise of the current load), or a send into a full queue, wakes the supervisor
+            # while the pool is below max_consumers, so a burst is met without waiting for
+            # the next sample."
+            threshold = supervisor_of(queue).wake_above
+            if (
+                scenario.autoscale
+                and s.queued > max(threshold, 0)
+                and s.consumers < scenario.max_consumers
+            ):
+                bad(f"a backlog waits for the next sample to grow the pool (above {threshold})")
 
 
 def make_processor(index: int, run: Run) -> Any:

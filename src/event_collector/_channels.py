@@ -246,6 +246,18 @@ class _State(Generic[T]):
         if self.wake_one:
             self.waking = 1
 
+    def _hand_next(self) -> None:
+        """
+        Give the next buffered item to the longest-waiting receiver; let a blocked sender in.
+        """
+        self._hand(self._pop())
+        if self.send_tasks:
+            task, (item, priority, tasks) = self.send_tasks.popitem(last=False)
+            tasks.remove(task)
+            trio.lowlevel.reschedule(task)
+            self.sent += 1
+            self._push_item(item, priority)
+
     @enable_ki_protection
     def take(self) -> T:
         """
@@ -270,7 +282,7 @@ class _State(Generic[T]):
         if self.buffer:
             item = self._pop()
             if self.wake_one and self.buffer and self.receive_tasks and not self.waking:
-                self._hand(self._pop())  # a backlog: the next receiver takes part in it
+                self._hand_next()  # a backlog: the next receiver takes part in it
             return item
         if not self.open_send_channels:
             raise trio.EndOfChannel
@@ -333,7 +345,7 @@ class _State(Generic[T]):
         # a backlog for this receiver: the next one takes part in it.
         self.waking = 0
         if self.buffer and self.receive_tasks and self.wake_one:
-            self._hand(self._pop())
+            self._hand_next()
         return item
 
     @enable_ki_protection

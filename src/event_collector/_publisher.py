@@ -104,6 +104,8 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                 await channel.send(event)
             except trio.ClosedResourceError:
                 raise _closed() from None
+            if channel.queued > supervisor.wake_above:
+                supervisor.wake()  # in at last, behind a backlog the pool did not absorb
             self._yielded_at = self._now()
             return event
         except trio.ClosedResourceError:

@@ -234,9 +234,10 @@ class ScalingPolicy:
         self._arrivals.append((now, arrivals))
         demand = self.steady = self._rate(now, arrivals) * service_time
         # Events waiting beyond the consumers free to take them (idle, or spawned and not
-        # yet running) make a backlog when there are more than wake_backlog of them.
-        backlog = qsize + busy if qsize + busy - size > self.wake_backlog else 0
+        # yet running) make a backlog when there are more than wake_backlog of them, for
+        # the demand just measured (the bound later sends are held to as well).
         self.wake_backlog = math.floor(WAKE_BACKLOG * math.sqrt(demand))
+        backlog = qsize + busy if qsize + busy - size > self.wake_backlog else 0
         top = demand + SHRINK_MARGINS * self.margin(demand)
         if backlog > size or size < demand:
             asked = max(self.need(demand), self._clamp(backlog))
