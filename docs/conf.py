@@ -22,7 +22,10 @@ nitpicky = True
 # No network at build time: references into trio, attrs, structlog and the standard
 # library stay plain text instead of links.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(trio|attrs|attr|structlog|outcome|contextlib|collections|typing|types|zmq|msgspec)\..*"),
+    (
+        r"py:.*",
+        r"(trio|attrs|attr|structlog|outcome|contextlib|collections|typing|types|zmq|msgspec)\..*",
+    ),
     (r"py:.*", r"datetime\..*"),
     (r"py:.*", r"event_collector\._\w+\.[A-Z]"),  # TypeVars
     (r"py:.*", r"(T|D|T_co|Any|Self|Final|TypeAlias|NoReturn|BaseException|Exception)"),
