@@ -1,0 +1,296 @@
+"""
+The distributed mode as processes: ``event-collector gateway|worker|serve`` and producers.
+
+Gateways and workers run as ``python -m event_collector`` processes (their logs, JSON on
+stderr, are what the tests wait on); producers run in the test under Trio. Endpoints are
+ephemeral (``tcp://127.0.0.1:0`` read back from the gateway's stdout, or ``ipc://`` in a
+short temporary directory), heartbeats short (a silent peer is declared gone after 1 s),
+every scenario bounded by ``trio.fail_after``, and every process killed when the test ends
+(see ``tests/processes.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from event_collector import CollectorQueue, Error, Payload, Result, ResultList
+from event_collector.remote import (
+    Heartbeat,
+    Producer,
+    RemoteError,
+    RemoteEvent,
+    open_producer,
+)
+
+from . import remote_collectors
+from .processes import Processes, alive, children, pids_of, running_processes
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+#: The producers' heartbeat: the same 0.2 s x 5 as the processes'.
+HEARTBEAT = Heartbeat(0.2, 5)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[Processes]:
+    async with running_processes() as started:
+        yield started
+
+
+@asynccontextmanager
+async def producer(endpoint: str, **options: Any) -> AsyncIterator[Producer[Any]]:
+    async with open_producer(endpoint, heartbeat=HEARTBEAT, **options) as opened:
+        yield opened
+
+
+async def connected(producer: Producer[Any], credit: int = 1) -> None:
+    """
+    Wait until the gateway has welcomed ``producer`` with at least ``credit``.
+    """
+    while True:
+        stats = producer.statistics()
+        if stats.connected and stats.credit >= credit:
+            return
+        await trio.sleep(0.01)
+
+
+async def wait_all(events: Sequence[RemoteEvent[Any]]) -> list[ResultList[Any]]:
+    return [await event.wait() for event in events]
+
+
+def summary(results: ResultList[Any]) -> list[tuple[str | None, Any]]:
+    """
+    ``(key, n)`` for each Ok (``n`` None for a route to nobody), ``(key, "error")`` for each
+    Error: what routing decides, without the pid and number that say where and when it ran.
+    """
+    return [
+        (key, "error" if type(result) is Error else result.value and result.value[1])
+        for key, result in results.items()
+    ]
+
+
+def error_of(result: Result[Any]) -> BaseException:
+    assert type(result) is Error, result
+    return result.error
+
+
+class TestRouting:
+    """
+    Producers, a gateway and two worker processes: routing, priority, whose result is whose.
+    """
+
+    @pytest.mark.parametrize("transport", ["tcp", "ipc"])
+    async def test_deliveries_priority_and_two_producers(
+        self, processes: Processes, transport: str
+    ) -> None:
+        with trio.fail_after(30):
+            if transport == "tcp":
+                endpoints = ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
+            else:
+                endpoints = (processes.ipc("p"), processes.ipc("w"))
+            gateway = await processes.gateway(*endpoints)
+            assert gateway.producers.startswith(f"{transport}://")
+            if transport == "tcp":  # the real ports, not 0
+                assert not gateway.producers.endswith(":0")
+                assert not gateway.workers.endswith(":0")
+            # One consumer and one task at a time per worker: each runs its tasks in the
+            # order the gateway dispatches them.
+            supervisor = await processes.worker(
+                "tests.remote_collectors:ROUTED",
+                gateway.workers,
+                "--processes",
+                "2",
+                "--credit",
+                "1",
+                "--max-consumers",
+                "1",
+            )
+            started = await supervisor.wait_for_log("worker_process_started", 2)
+            worker_pids = set(pids_of(started))
+            await gateway.proc.wait_for_log("worker_joined", 2)
+
+            await self.check_deliveries(gateway.producers)
+            await self.check_priority(gateway.producers, worker_pids)
+            await self.check_two_producers(gateway.producers, worker_pids)
+
+    async def check_deliveries(self, endpoint: str) -> None:
+        """
+        Every delivery mode reaches the collectors it reaches in-process, failures included.
+        """
+        payloads = [
+            Payload([1, 0]),
+            Payload([2, 0], keys=["a", "c"]),
+            Payload([3, 0], keys=["nobody"]),
+            Payload([4, 0], topics=["y"]),
+            Payload([5, 0], topics=["x", "y"]),
+            Payload([6, 0], topics=["nothing"]),
+            Payload([-7, 0], keys=["b"]),
+        ]
+        async with producer(endpoint) as remote:
+            remote_results = await wait_all([await remote.send(p) for p in payloads])
+        local: CollectorQueue[Any] = CollectorQueue(remote_collectors.ROUTED, logging=False)
+        async with local:
+            publisher = local.get_publisher()
+            local_results = [await (await publisher.send(p)).wait() for p in payloads]
+        assert [summary(r) for r in remote_results] == [summary(r) for r in local_results]
+        assert summary(remote_results[0]) == [("a", 1), ("b", 1), ("c", 1)]
+        assert summary(remote_results[3]) == [("b", 4), ("c", 4)]
+        [(key, failed)] = remote_results[-1].items()
+        assert key == "b"
+        assert error_of(failed) == RemoteError("builtins.ValueError", "task -7 fails on purpose")
+
+    async def check_priority(self, endpoint: str, worker_pids: set[int]) -> None:
+        """
+        A by-priority producer's tasks run lowest priority first (stable); others in order.
+        """
+        priorities = [(i * 7) % 5 for i in range(40)]
+        for by_priority in (True, False):
+            async with producer(endpoint, by_priority=by_priority) as remote:
+                await connected(remote, credit=len(priorities))
+                # No checkpoint between the sends: one Submit, queued whole before dispatch.
+                events = [
+                    remote.send_nowait(Payload([n, 0], keys=["a"], priority=priority))
+                    for n, priority in enumerate(priorities)
+                ]
+                results = await wait_all(events)
+            runs = sorted((r[0].unwrap()[3], r[0].unwrap()[2], r[0].unwrap()[1]) for r in results)
+            assert {pid for _, pid, _ in runs} <= worker_pids
+            expected = sorted(
+                range(len(priorities)), key=lambda n: (priorities[n] if by_priority else 0, n)
+            )
+            ran_by = [[n for _, pid, n in runs if pid == worker] for worker in worker_pids]
+            for ran in ran_by:  # each worker ran its share in the gateway's order
+                assert ran == [n for n in expected if n in ran], by_priority
+            if by_priority:
+                # Not vacuous: the longest run in sending order within `expected` is 10
+                # tasks long, and one worker ran at least 20.
+                busiest = max(ran_by, key=len)
+                assert len(busiest) >= 20
+                assert busiest != sorted(busiest)
+
+    async def check_two_producers(self, endpoint: str, worker_pids: set[int]) -> None:
+        """
+        Two producers sending at once each get exactly the results of their own tasks.
+        """
+        received: dict[str, list[int]] = {}
+
+        async def produce(name: str, first: int) -> None:
+            async with producer(endpoint, name=name, window=50) as remote:
+                events = [
+                    await remote.send(Payload([n, 0], keys=["a"]))
+                    for n in range(first, first + 300)
+                ]
+                results = await wait_all(events)
+            assert [r[0].unwrap()[1] for r in results] == list(range(first, first + 300))
+            assert {r[0].unwrap()[2] for r in results} <= worker_pids
+            assert all(r.delivered and len(r) == 1 for r in results)
+            received[name] = [r[0].unwrap()[1] for r in results]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce, "first", 0)
+            nursery.start_soon(produce, "second", 10_000)
+        assert sorted(received) == ["first", "second"]
+
+
+class Gate:
+    """
+    A directory the ``remote_collectors`` processors wait on (see there): tasks that have
+    started are listed in it, and they all finish once it is opened.
+    """
+
+    def __init__(self, processes: Processes) -> None:
+        self.path = Path(processes.short_dir())
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def _read(self, name: str) -> list[int]:
+        path = self.path / name
+        return [int(n) for n in path.read_text().split()] if path.exists() else []
+
+    def started(self) -> list[int]:
+        return self._read("started")
+
+    def finished(self) -> list[int]:
+        return self._read("finished")
+
+    async def wait_started(self, count: int) -> list[int]:
+        while len(self.started()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
+            await trio.sleep(0.01)
+        return self.started()
+
+    async def wait_finished(self, count: int) -> list[int]:
+        while len(self.finished()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
+            await trio.sleep(0.01)
+        return self.finished()
+
+    def open(self) -> None:
+        (self.path / "open").touch()
+
+
+class TestWorkerDeath:
+    """
+    A worker killed with SIGKILL mid-task: its tasks run again elsewhere, it is restarted.
+    """
+
+    async def test_kill_9_mid_task(self, processes: Processes) -> None:
+        with trio.fail_after(30):
+            gateway = await processes.gateway("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
+            supervisor = await processes.worker(
+                "tests.remote_collectors:one",
+                gateway.workers,
+                "--processes",
+                "2",
+                "--max-consumers",
+                "4",
+                "--credit",
+                "4",
+            )
+            started = await supervisor.wait_for_log("worker_process_started", 2)
+            first = pids_of(started)
+            await gateway.proc.wait_for_log("worker_joined", 2)
+            assert sorted(children(supervisor.pid)) == sorted(first)
+
+            async with producer(gateway.producers) as remote:
+                events = [await remote.send(Payload([n, 0.3])) for n in range(40)]
+                await events[0].wait()  # 8 tasks in flight, 32 queued: both workers hold 4
+                victim = first[0]
+                os.kill(victim, signal.SIGKILL)
+                results = await wait_all(events)
+
+            # Every task resolved, with its own result, most of them on the first attempt.
+            assert [r[0].unwrap()[1] for r in results] == list(range(40))
+            [left] = await gateway.proc.wait_for_log("worker_left")
+            assert left["reason"].startswith("silent for")
+            assert left["tasks"] >= 1
+            redelivered = [e for e in events if e.attempts > 1]
+            assert len(redelivered) == left["tasks"]
+            assert all(e.attempts == 2 for e in redelivered)
+            for event, result in zip(events, results, strict=True):
+                if event.attempts > 1:  # run again elsewhere
+                    assert result[0].unwrap()[2] != victim
+
+            # The supervisor restarted the worker it lost, and the gateway took it back.
+            restarted = await supervisor.wait_for_log("worker_process_started", 3)
+            replacement = restarted[-1]["pid"]
+            assert restarted[-1]["index"] == started[0]["index"]  # the victim's slot
+            assert sorted(children(supervisor.pid)) == sorted([first[1], replacement])
+            await gateway.proc.wait_for_log("worker_joined", 3)
+
+            # SIGTERM stops the supervisor and its workers cleanly.
+            supervisor.process.send_signal(signal.SIGTERM)
+            assert await supervisor.wait_exit() == 0
+            assert not alive(first[1])
+            assert not alive(replacement)
+            stopped = supervisor.entries("worker_process_stopped")
+            assert sorted((e["pid"], e["returncode"]) for e in stopped) == sorted(
+                [(first[1], 0), (replacement, 0)]
+            )
