@@ -294,3 +294,42 @@ class TestWorkerDeath:
             assert sorted((e["pid"], e["returncode"]) for e in stopped) == sorted(
                 [(first[1], 0), (replacement, 0)]
             )
+
+
+class TestGracefulStop:
+    """
+    SIGTERM or SIGINT: a command stops taking tasks, finishes and delivers those it took.
+    """
+
+    async def test_worker_delivers_its_results_before_exiting(self, processes: Processes) -> None:
+        """
+        Results still queued in the worker's socket when it is done go out before it exits.
+
+        The gateway is stopped (SIGSTOP) while the worker drains, so 8 MB of results cannot
+        leave before the worker's process would end: it must wait for them, up to its
+        --drain-timeout, instead of exiting with them unsent.
+        """
+        with trio.fail_after(30):
+            gateway = await processes.gateway(processes.ipc("p"), processes.ipc("w"))
+            worker = await processes.worker(
+                "tests.remote_collectors:one", gateway.workers, "--drain-timeout", "20"
+            )
+            await gateway.proc.wait_for_log("worker_joined")
+            gate = Gate(processes)
+            async with producer(gateway.producers) as remote:
+                events = [await remote.send(Payload([n, str(gate), 2**21])) for n in range(4)]
+                await gate.wait_started(4)
+                os.kill(gateway.proc.pid, signal.SIGSTOP)
+                worker.process.send_signal(signal.SIGTERM)
+                await worker.wait_for_log("signal_received")
+                gate.open()
+                await worker.wait_for_log("worker_stopped")  # its socket is closed
+                with trio.move_on_after(0.5):  # a worker that does not wait exits here
+                    await worker.process.wait()
+                os.kill(gateway.proc.pid, signal.SIGCONT)
+                with trio.move_on_after(5):
+                    results = await wait_all(events)
+                assert all(event.done for event in events), "the worker's results were lost"
+            assert [r[0].unwrap()[1] for r in results] == [0, 1, 2, 3]
+            assert [e.attempts for e in events] == [1, 1, 1, 1]  # not run again
+            assert await worker.wait_exit() == 0

@@ -178,6 +178,10 @@ async def _until_signal() -> None:
 def _run(function: Any, *args: Any) -> None:
     """
     ``trio.run`` a command; an endpoint problem is a user mistake (one line, status 2).
+
+    Then terminate ZeroMQ's shared context, which waits (up to each socket's linger) until
+    the messages the closed sockets still hold are sent: pyzmq leaves the context alone at
+    interpreter exit, so a process that just ends drops them.
     """
     import zmq  # noqa: PLC0415
 
@@ -185,6 +189,7 @@ def _run(function: Any, *args: Any) -> None:
         trio.run(function, *args)
     except zmq.ZMQError as exc:
         _fail(f"ZeroMQ: {exc}")
+    zmq.Context.instance().term()
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
