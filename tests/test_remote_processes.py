@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -333,3 +334,29 @@ class TestGracefulStop:
             assert [r[0].unwrap()[1] for r in results] == [0, 1, 2, 3]
             assert [e.attempts for e in events] == [1, 1, 1, 1]  # not run again
             assert await worker.wait_exit() == 0
+
+    async def test_gateway_keeps_its_last_messages_for_a_busy_producer(
+        self, processes: Processes
+    ) -> None:
+        """
+        A producer that reads its socket a little late still gets the gateway's last words.
+
+        Producers connect with ``IMMEDIATE``, so libzmq drops the messages they have not read
+        when the connection closes: the gateway stays connected for a heartbeat interval
+        (0.5 s here) after its drain, while this producer does not read for 0.2 s.
+        """
+        with trio.fail_after(30):
+            gateway = await processes.gateway(
+                processes.ipc("p"), processes.ipc("w"), "--drain-timeout", "0", "--heartbeat", "0.5"
+            )
+            await processes.worker("tests.remote_collectors:one", gateway.workers)
+            await gateway.proc.wait_for_log("worker_joined")
+            gate = Gate(processes)
+            async with producer(gateway.producers) as remote:
+                held = [await remote.send(Payload([n, str(gate)])) for n in range(2)]
+                await gate.wait_started(2)
+                gateway.proc.process.send_signal(signal.SIGTERM)
+                time.sleep(0.2)  # noqa: ASYNC251  (a producer busy with something else)
+                for [result] in await wait_all(held):
+                    assert "refused by the gateway: the gateway shut down" in str(error_of(result))
+            assert await gateway.proc.wait_exit() == 0

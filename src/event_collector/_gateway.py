@@ -17,7 +17,8 @@ a result goes.
   declared dead) or a duplicate is dropped by task id.
 - A message that is not the protocol's is counted, logged and dropped; the gateway goes on.
 - Shutting down, it refuses new tasks, gives those it holds ``drain_timeout`` to finish and
-  forward, refuses the rest back to their producers, then closes.
+  forward, refuses the rest back to their producers, gives the producers a heartbeat
+  interval to read all that, then closes.
 """
 
 from __future__ import annotations
@@ -605,6 +606,17 @@ class Gateway(metaclass=NoPublicConstructor):
             await self._to_producers.wait_idle()
             await self._to_workers.wait_idle()
 
+    async def _linger(self) -> None:
+        """
+        Stay connected, answering, for a heartbeat interval while producers are connected.
+
+        Producers connect with ``IMMEDIATE``, so libzmq drops the messages a producer has not
+        read yet when its connection closes: the last results and refusals of the drain would
+        be lost. A live producer reads its socket within an interval.
+        """
+        if self._producers:
+            await trio.sleep(self._heartbeat.interval)
+
 
 @asynccontextmanager
 async def open_gateway(
@@ -641,8 +653,9 @@ async def open_gateway(
     Raises:
         zmq.ZMQError: An endpoint could not be bound (in use, bad address).
 
-    On leaving the block the gateway drains (see ``drain_timeout``), then closes; on
-    cancellation it closes at once.
+    On leaving the block the gateway drains (see ``drain_timeout``), stays connected for a
+    heartbeat interval more while producers are connected (so that they read its last
+    messages), then closes; on cancellation it closes at once.
     """
     if type(capacity) is not int or capacity < 1:
         raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
@@ -760,6 +773,7 @@ async def _serving(
                     body_error = exc
                 else:
                     await gateway.drain()
+                    await gateway._linger()
                 nursery.cancel_scope.cancel()
             linger = 0 if body_error is not None else 1000
             worker_socket.close(linger=linger)
