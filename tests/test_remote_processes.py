@@ -24,6 +24,7 @@ import trio
 
 from event_collector import CollectorQueue, Error, Payload, Result, ResultList
 from event_collector.remote import (
+    GatewayError,
     Heartbeat,
     Producer,
     RemoteError,
@@ -295,6 +296,72 @@ class TestWorkerDeath:
             assert sorted((e["pid"], e["returncode"]) for e in stopped) == sorted(
                 [(first[1], 0), (replacement, 0)]
             )
+
+
+class TestGatewayRestart:
+    """
+    A gateway stopped and started again: workers re-register, no producer event hangs.
+    """
+
+    async def test_stopped_then_killed_then_restarted(self, processes: Processes) -> None:
+        with trio.fail_after(40):
+            workers = processes.ipc("w")
+            gateway = await processes.gateway(
+                "tcp://127.0.0.1:0", workers, "--drain-timeout", "0.3"
+            )
+            endpoint = gateway.producers
+            await processes.worker("tests.remote_collectors:one", workers, "--credit", "16")
+            await gateway.proc.wait_for_log("worker_joined")
+
+            async with producer(endpoint) as remote:
+                # Tasks done before the stop: the first gateway numbered them 1..4.
+                done = await wait_all([await remote.send(Payload([n, 0])) for n in range(4)])
+                assert [r[0].unwrap()[1] for r in done] == [0, 1, 2, 3]
+
+                # 1. SIGTERM: the gateway drains for 0.3 s, then refuses back the tasks
+                # that did not finish; their events resolve with an error, and it exits 0.
+                first_gate = Gate(processes)
+                held = [await remote.send(Payload([n, str(first_gate)])) for n in range(4, 8)]
+                await first_gate.wait_started(4)
+                gateway.proc.process.send_signal(signal.SIGTERM)
+                assert await gateway.proc.wait_exit() == 0
+                for [result] in await wait_all(held):
+                    assert isinstance(error_of(result), GatewayError)
+                    assert "shut down before the task ran" in str(error_of(result))
+
+                # 2. A new gateway on the same endpoints: the worker registers again (it
+                # still runs the four tasks above, for nobody now) and new tasks run.
+                gateway = await processes.gateway(endpoint, workers, "--drain-timeout", "0.3")
+                assert gateway.producers == endpoint
+                await gateway.proc.wait_for_log("worker_joined")
+                fast = [await remote.send(Payload([n, 0])) for n in range(8, 12)]
+                assert [r[0].unwrap()[1] for r in await wait_all(fast)] == list(range(8, 12))
+                second_gate = Gate(processes)
+                gated = [await remote.send(Payload([n, str(second_gate)])) for n in range(12, 16)]
+                await second_gate.wait_started(4)
+                # The first gateway's tasks finish first: their results reach the second
+                # gateway, which must not take them for its own tasks (which the first
+                # numbered alike), and drop them.
+                first_gate.open()
+                await first_gate.wait_finished(4)
+                await trio.sleep(0.1)
+                second_gate.open()
+                assert [r[0].unwrap()[1] for r in await wait_all(gated)] == list(range(12, 16))
+
+                # 3. SIGKILL while tasks are held: the producer's events stay pending, and
+                # succeed once it has sent them again to the gateway started after.
+                third_gate = Gate(processes)
+                pending = [await remote.send(Payload([n, str(third_gate)])) for n in range(16, 20)]
+                await third_gate.wait_started(4)
+                os.killpg(gateway.proc.pid, signal.SIGKILL)
+                assert await gateway.proc.wait_exit() == -signal.SIGKILL
+                gateway = await processes.gateway(endpoint, workers)
+                await gateway.proc.wait_for_log("worker_joined")
+                await gateway.proc.wait_for_log("producer_joined")
+                third_gate.open()
+                results = await wait_all(pending)
+                assert [r[0].unwrap()[1] for r in results] == list(range(16, 20))
+                assert remote.statistics().pending == 0
 
 
 class TestGracefulStop:

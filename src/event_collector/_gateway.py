@@ -14,7 +14,8 @@ a result goes.
   to the front of the queue, one attempt more (a task that took down ``max_attempts``
   workers fails instead); a silent producer is forgotten and its queued tasks dropped.
 - Exactly one result per task: the first result for a task wins; a late one (from a worker
-  declared dead) or a duplicate is dropped by task id.
+  declared dead, or for a task of an earlier gateway: each numbers its tasks from a random
+  62-bit start) or a duplicate is dropped by task id.
 - A message that is not the protocol's is counted, logged and dropped; the gateway goes on.
 - Shutting down, it refuses new tasks, gives those it holds ``drain_timeout`` to finish and
   forward, refuses the rest back to their producers, gives the producers a heartbeat
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import math
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -230,7 +232,9 @@ class Gateway(metaclass=NoPublicConstructor):
         self._entries: dict[int, _Entry] = {}
         self._queue: PriorityBuffer[_Entry] = PriorityBuffer()
         self._redeliveries: collections.deque[_Entry] = collections.deque()
-        self._next_gid = 1
+        # Task numbers start at random: a worker that outlives a gateway sends the results of
+        # its tasks to the next one, which must not take them for tasks of its own.
+        self._next_gid = secrets.randbits(62)
         self._outstanding = 0  # tasks held plus credit granted: never above capacity
         self._closing = False
         self._drained = trio.Event()
