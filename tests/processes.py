@@ -89,6 +89,8 @@ class Proc:
     stderr: list[str] = attrs.Factory(list)
     #: Whether stdout has been read to its end.
     stdout_done: bool = False
+    #: Whether stderr has been read to its end.
+    stderr_done: bool = False
     _changed: trio.Event = attrs.Factory(trio.Event)
 
     @property
@@ -102,8 +104,13 @@ class Proc:
     async def wait_until(self, done: Callable[[], bool]) -> None:
         """
         Wait until ``done()`` holds; checked again after each line of output.
+
+        Raises:
+            AssertionError: The process closed its output (it exited) first.
         """
         while not done():
+            if self.stdout_done and self.stderr_done:
+                raise AssertionError(f"the process exited first\n{self.describe()}")
             await self._changed.wait()
 
     def entries(self, event: str, **fields: Any) -> list[LogEntry]:
@@ -136,7 +143,8 @@ class Proc:
         Wait until the process has exited and its output has been read; return its status.
         """
         code = await self.process.wait()
-        await self.wait_until(lambda: self.stdout_done)
+        while not (self.stdout_done and self.stderr_done):
+            await self._changed.wait()
         return code
 
     def describe(self) -> str:
@@ -194,7 +202,7 @@ class Processes:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
             start_new_session=True,
         )
         proc = Proc(name, process)
@@ -205,12 +213,16 @@ class Processes:
         self.nursery.start_soon(_read, proc, process.stderr, True)
         return proc
 
-    async def gateway(self, producers: str, workers: str, *args: str) -> Gateway:
+    async def gateway(
+        self, producers: str, workers: str, *args: str, log_level: str = "info"
+    ) -> Gateway:
         """
         Start a gateway; return once it has printed its endpoints.
         """
         proc = await self.start(
-            "gateway", "gateway", "--producers", producers, "--workers", workers, *HEARTBEAT, *args
+            "gateway",
+            *("--log-level", log_level, "gateway"),
+            *("--producers", producers, "--workers", workers, *HEARTBEAT, *args),
         )
         line = await proc.wait_for_line("gateway ready: ")
         fields = dict(part.split("=", 1) for part in line.split()[2:])
@@ -276,7 +288,9 @@ async def _read(proc: Proc, stream: trio.abc.ReceiveStream, is_stderr: bool) -> 
     except (trio.ClosedResourceError, trio.BrokenResourceError):
         pass
     finally:
-        if not is_stderr:
+        if is_stderr:
+            proc.stderr_done = True
+        else:
             proc.stdout_done = True
         proc._note()
 
