@@ -22,8 +22,13 @@ from typing import Any
 
 import pytest
 import trio
+import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from event_collector import CollectorQueue, Error, Payload, Result, ResultList
+from event_collector import _wire as wire
+from event_collector._zmq_trio import ZmqSocket
 from event_collector.remote import (
     CurveClient,
     GatewayError,
@@ -36,6 +41,7 @@ from event_collector.remote import (
 
 from . import remote_collectors
 from .processes import Processes, alive, children, pids_of, rss_kib, running_processes
+from .strategies import wire_frames
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -299,6 +305,44 @@ class TestWorkerDeath:
                 [(first[1], 0), (replacement, 0)]
             )
 
+    async def test_tasks_skip_a_worker_whose_connection_is_gone(self, processes: Processes) -> None:
+        """
+        A worker gone without a word keeps its registration until the heartbeat bound, but
+        the first dispatch that libzmq cannot route to it drops it, and those tasks go to a
+        live worker unchanged: they never reached it, so they cost no attempt.
+
+        (Found by the fuzz test: its fake workers, registered with credit and gone, took
+        every task until each had "taken down" max_attempts workers.)
+        """
+        with trio.fail_after(20):
+            gateway = await processes.gateway(  # ghosts declared dead after 5 s, not 1
+                processes.ipc("p"), processes.ipc("w"), "--max-attempts", "1", "--liveness", "25"
+            )
+            await processes.worker("tests.remote_collectors:one", gateway.workers, name="live")
+            await gateway.proc.wait_for_log("worker_joined")
+            async with producer(gateway.producers) as remote:
+                await connected(remote, credit=20)
+                context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+                try:
+                    for n in range(3):  # registered with room for 100 tasks, then gone
+                        with ZmqSocket(context.socket(zmq.DEALER)) as ghost:
+                            ghost.socket.connect(gateway.workers)
+                            await ghost.send_multipart(wire.encode(wire.Ready(f"ghost{n}", 100)))
+                            assert (
+                                type(wire.decode(await ghost.receive_multipart())) is wire.Welcome
+                            )
+                            ghost.close(linger=0)
+                finally:
+                    context.destroy(linger=0)
+                await gateway.proc.wait_for_log("worker_joined", 4)
+                await trio.sleep(0.1)  # for the gateway's libzmq to see the connections close
+                events = [remote.send_nowait(Payload([n, 0])) for n in range(20)]
+                results = await wait_all(events)
+            assert [r[0].unwrap()[1] for r in results] == list(range(20))
+            assert [e.attempts for e in events] == [1] * 20
+            gone = gateway.proc.entries("worker_left", reason="its connection is gone")
+            assert gone  # the ghosts were given tasks, and dropped for it
+
 
 class TestGatewayRestart:
     """
@@ -462,6 +506,63 @@ class TestCurve:
             # Neither stranger got in, though each kept knocking for a second.
             assert [e["producer"] for e in gateway.proc.entries("producer_joined")] == ["known"]
             assert [e["worker"] for e in gateway.proc.entries("worker_joined")] == ["known"]
+
+
+class TestFuzz:
+    """
+    Random frames at both of a live gateway's sockets: it drops them and goes on serving.
+    """
+
+    async def test_random_frames_then_good_traffic(self, processes: Processes) -> None:
+        with trio.fail_after(60):
+            gateway = await processes.gateway(
+                "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", log_level="warning"
+            )
+            await processes.worker("tests.remote_collectors:FAST", gateway.workers)
+            context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            try:
+                sent = await trio.to_thread.run_sync(
+                    throw_frames, context, gateway.producers, gateway.workers
+                )
+            finally:
+                context.destroy(linger=0)
+            assert gateway.proc.process.returncode is None
+            # The frames did arrive: the gateway counted what it dropped (and logged it, at
+            # most once a second).
+            await gateway.proc.wait_until(lambda: any("dropped" in e for e in gateway.proc.log))
+
+            # Good traffic flows: the fuzz's producers and workers are forgotten after the
+            # heartbeat bound (1 s), with whatever credit and tasks they held.
+            async with producer(gateway.producers, window=100) as remote:
+                results = await wait_all([await remote.send(n) for n in range(300)])
+            assert [r[0].unwrap() for r in results] == list(range(300))
+            gateway.proc.process.send_signal(signal.SIGTERM)
+            assert await gateway.proc.wait_exit() == 0
+            assert gateway.proc.stderr == []  # no traceback: every line was a log entry
+            assert sent["messages"] > 0
+
+
+def throw_frames(
+    context: zmq.Context[zmq.Socket[bytes]], producers: str, workers: str
+) -> dict[str, int]:
+    """
+    Send Hypothesis's random frames to both endpoints, each example from new connections.
+    """
+    sent = {"messages": 0}
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(wire_frames, max_size=6), st.lists(wire_frames, max_size=6))
+    def throw(at_producers: list[list[bytes]], at_workers: list[list[bytes]]) -> None:
+        for endpoint, messages in ((producers, at_producers), (workers, at_workers)):
+            with context.socket(zmq.DEALER) as socket:
+                socket.setsockopt(zmq.LINGER, 1000)
+                socket.connect(endpoint)
+                for frames in messages:
+                    socket.send_multipart(frames)
+                    sent["messages"] += 1
+
+    throw()
+    return sent
 
 
 class TestMemory:

@@ -155,11 +155,14 @@ class _Sender:
         self._emptied = trio.lowlevel.ParkingLot()
         self.undeliverable = 0
 
-    def send(self, identity: bytes, message: Message) -> None:
+    def send(self, identity: bytes, message: Message) -> bool:
+        """
+        Send ``message`` now or after those waiting; return False if the peer is gone.
+        """
         frames = [identity, *encode(message)]
         if self._backlog:
             self._backlog.append(frames)
-            return
+            return True
         try:
             self._socket.send_multipart_nowait(frames)
         except trio.WouldBlock:
@@ -169,6 +172,8 @@ class _Sender:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
             self.undeliverable += 1  # the peer is gone
+            return False
+        return True
 
     async def run(self) -> None:
         while True:
@@ -555,9 +560,28 @@ class Gateway(metaclass=NoPublicConstructor):
                     entry.attempt,
                 )
             )
+        taken_back = False
         for identity, tasks in batches.items():
             for start in range(0, len(tasks), _BATCH):
-                self._to_workers.send(identity, Dispatch(tuple(tasks[start : start + _BATCH])))
+                batch = tuple(tasks[start : start + _BATCH])
+                if not self._to_workers.send(identity, Dispatch(batch)):
+                    self._unreachable(self._workers[identity], tasks[start:])
+                    taken_back = True
+                    break
+        if taken_back:
+            self._dispatch()  # to the workers left
+
+    def _unreachable(self, worker: _Worker, tasks: list[Task]) -> None:
+        """
+        Drop a worker whose connection is gone; the tasks not sent to it go back unchanged.
+
+        They never reached it: back to the front of the queue, without an attempt more.
+        """
+        entries = [worker.in_flight.pop(task.id) for task in tasks]
+        for entry in entries:
+            entry.worker = None
+        self._redeliveries.extendleft(reversed(entries))
+        self._worker_gone(worker, "its connection is gone")
 
     # -- heartbeats ----------------------------------------------------------------------
 
