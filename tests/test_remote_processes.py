@@ -12,8 +12,11 @@ every scenario bounded by ``trio.fail_after``, and every process killed when the
 from __future__ import annotations
 
 import collections
+import io
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import trio
 import zmq
 from hypothesis import given, settings
@@ -28,6 +32,7 @@ from hypothesis import strategies as st
 
 from event_collector import CollectorQueue, Error, Payload, Result, ResultList
 from event_collector import _wire as wire
+from event_collector._cli import configure_logging
 from event_collector._zmq_trio import ZmqSocket
 from event_collector.remote import (
     CurveClient,
@@ -40,6 +45,7 @@ from event_collector.remote import (
 )
 
 from . import remote_collectors
+from .processes import HEARTBEAT as HEARTBEAT_OPTIONS
 from .processes import Processes, alive, children, pids_of, rss_kib, running_processes
 from .strategies import wire_frames
 
@@ -709,3 +715,99 @@ class TestGracefulStop:
             assert await gateway.proc.wait_exit() == 0
             assert gateway.proc.entries("gateway_draining")[0]["tasks"] > 0
             assert gateway.proc.stderr == []
+
+    async def test_serve_sigint_mid_load_drains_and_exits_0(self, processes: Processes) -> None:
+        """
+        ``serve``: every task taken runs once, later ones are refused, the workers stop.
+        """
+        with trio.fail_after(30):
+            serve = await processes.start(
+                "serve",
+                "serve",
+                "tests.remote_collectors:one",
+                "--producers",
+                "tcp://127.0.0.1:0",
+                "--processes",
+                "2",
+                "--max-consumers",
+                "4",
+                "--credit",
+                "4",
+                *HEARTBEAT_OPTIONS,
+            )
+            line = await serve.wait_for_line("gateway ready: ")
+            endpoint = line.split()[2].removeprefix("producers=")
+            assert not endpoint.endswith(":0")
+            workers = pids_of(await serve.wait_for_log("worker_process_started", 2))
+            await serve.wait_for_log("worker_joined", 2)
+            async with producer(endpoint) as remote:
+                await connected(remote, credit=60)
+                # One Submit: once a result is back, the gateway holds all 60.
+                accepted = [remote.send_nowait(Payload([n, 0.1])) for n in range(60)]
+                await accepted[0].wait()
+                serve.process.send_signal(signal.SIGINT)
+                await serve.wait_for_log("gateway_draining")
+                late = [await remote.send(Payload([n, 0])) for n in range(60, 65)]
+                results = await wait_all(accepted)
+                late_results = await wait_all(late)
+            # Every task taken before the signal ran once and its result came back...
+            assert [r[0].unwrap()[1] for r in results] == list(range(60))
+            assert all(event.attempts == 1 for event in accepted)
+            # ...and those sent after it were refused, not dropped.
+            for [result] in late_results:
+                assert "the gateway shut down" in str(error_of(result))
+            assert await serve.wait_exit() == 0
+            [draining] = serve.entries("gateway_draining")
+            assert draining["tasks"] > 0  # mid-load
+            stopped = serve.entries("worker_process_stopped")
+            assert sorted((e["pid"], e["returncode"]) for e in stopped) == [
+                (pid, 0) for pid in sorted(workers)
+            ]
+            assert not any(alive(pid) for pid in workers)
+            assert serve.stderr == []
+
+
+def option_help(text: str, flag: str) -> str:
+    """
+    Return the help of option ``flag`` in ``--help`` output ``text``, on one line.
+    """
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(flag))
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if line.lstrip().startswith("-") or not line.strip():
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
+
+
+class TestCommandLine:
+    """
+    The commands' help, exit codes and one-line errors.
+    """
+
+    def test_each_log_entry_is_one_write(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """
+        An entry goes to stderr in one write, so those of several processes sharing it
+        (worker processes and their supervisor) cannot split each other's lines.
+
+        ``print()`` writes the text, then the newline: with Python unbuffered
+        (``PYTHONUNBUFFERED``, common in containers) each is a write(2) of its own, and the
+        ``serve`` test saw two workers' entries glued on one line.
+        """
+        writes: list[str] = []
+
+        class Stderr(io.StringIO):
+            def write(self, text: str) -> int:
+                writes.append(text)
+                return len(text)
+
+        monkeypatch.setattr(sys, "stderr", Stderr())
+        try:
+            configure_logging("info", "json")
+            structlog.get_logger("event_collector").info("signal_received", signal="SIGTERM")
+        finally:
+            structlog.reset_defaults()
+        [entry] = writes
+        assert entry.endswith("}\n")
+        assert json.loads(entry)["event"] == "signal_received"

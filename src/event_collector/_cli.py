@@ -62,6 +62,10 @@ class _Group(click.Group):
 def configure_logging(level: str, log_format: str) -> None:
     """
     Send structlog's entries to stderr at ``level``: console or JSON lines.
+
+    Each entry is one write (text and newline together): worker processes share their
+    supervisor's stderr, and with Python unbuffered the two writes of ``print()`` let
+    another process's entry in between.
     """
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
@@ -78,7 +82,7 @@ def configure_logging(level: str, log_format: str) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
 
