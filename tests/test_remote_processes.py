@@ -46,7 +46,7 @@ from event_collector.remote import (
 
 from . import remote_collectors
 from .processes import HEARTBEAT as HEARTBEAT_OPTIONS
-from .processes import Processes, alive, children, pids_of, rss_kib, running_processes
+from .processes import Proc, Processes, alive, children, pids_of, rss_kib, running_processes
 from .strategies import wire_frames
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -785,6 +785,41 @@ class TestCommandLine:
     """
     The commands' help, exit codes and one-line errors.
     """
+
+    async def test_signal_right_after_the_ready_line_is_a_clean_stop(
+        self, processes: Processes
+    ) -> None:
+        """
+        Once a gateway has printed its ready line, SIGINT and SIGTERM stop it cleanly.
+
+        The line used to come before the signal handlers: a signal sent on reading it killed
+        the gateway (SIGTERM) or made it exit 130 (SIGINT) about one time in three.
+        """
+        with trio.fail_after(20):
+            gateways = [
+                await processes.start(
+                    f"gateway {n}",
+                    "gateway",
+                    "--producers",
+                    "tcp://127.0.0.1:0",
+                    "--workers",
+                    "tcp://127.0.0.1:0",
+                )
+                for n in range(8)
+            ]
+
+            async def stop_when_ready(gateway: Proc, signum: int) -> None:
+                await gateway.wait_for_line("gateway ready: ")
+                gateway.process.send_signal(signum)
+
+            async with trio.open_nursery() as nursery:
+                for n, gateway in enumerate(gateways):
+                    nursery.start_soon(
+                        stop_when_ready, gateway, (signal.SIGINT, signal.SIGTERM)[n % 2]
+                    )
+            codes = [await gateway.wait_exit() for gateway in gateways]
+            assert codes == [0] * 8
+            assert all(gateway.entries("gateway_stopped") for gateway in gateways)
 
     def test_each_log_entry_is_one_write(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """

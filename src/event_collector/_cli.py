@@ -6,7 +6,9 @@ Subcommands: ``demo``, and the distributed mode's ``gateway``, ``worker``, ``ser
 ``--log-format json``). A user mistake (a bad option, an import path that does not resolve,
 an endpoint in use) exits with status 2 and one line, no traceback. ``gateway``, ``worker``
 and ``serve`` stop on SIGINT or SIGTERM: they stop taking tasks, finish those they hold
-(bounded by ``--drain-timeout``), deliver the results and exit 0.
+(bounded by ``--drain-timeout``), deliver the results and exit 0. ``gateway`` and ``serve``
+print their ready line (``gateway ready: producers=... workers=...``) on stdout once they
+handle those signals.
 """
 
 from __future__ import annotations
@@ -170,8 +172,13 @@ def _load(path: str) -> list[Any]:
         _fail(str(exc))
 
 
-async def _until_signal() -> None:
+async def _until_signal(ready: Callable[[], None] | None = None) -> None:
+    """
+    Wait for SIGINT or SIGTERM; call ``ready`` (which says so) once they are caught.
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if ready is not None:
+            ready()
         async for signum in signals:
             structlog.get_logger("event_collector").info(
                 "signal_received", signal=signal.Signals(signum).name
@@ -281,8 +288,7 @@ def gateway(
             drain_timeout=drain_timeout,
             curve=curve,
         ) as running:
-            _print_endpoints(running)
-            await _until_signal()
+            await _until_signal(lambda: _print_endpoints(running))
 
     _run(run)
 
@@ -497,8 +503,7 @@ def serve(
                             task_status=task_status,
                         )
                     )
-                    _print_endpoints(running)
-                    await _until_signal()
+                    await _until_signal(lambda: _print_endpoints(running))
                     await running.drain()  # the workers finish what the gateway holds
                     nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
 
