@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import structlog
 import trio
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 
 from event_collector import CollectorQueue, Error, Payload, Result, ResultList
 from event_collector import _wire as wire
-from event_collector._cli import configure_logging
+from event_collector._cli import cli, configure_logging
 from event_collector._zmq_trio import ZmqSocket
 from event_collector.remote import (
     CurveClient,
@@ -785,6 +786,106 @@ class TestCommandLine:
     """
     The commands' help, exit codes and one-line errors.
     """
+
+    async def test_help_says_what_each_option_does_and_its_default(
+        self, processes: Processes
+    ) -> None:
+        names = ["gateway", "worker", "serve", "keygen"]
+        with trio.fail_after(20):
+            helps = [await processes.start(f"{name} --help", name, "--help") for name in names]
+            helps.append(await processes.start("--help", "--help"))
+            commands = [cli.commands[name] for name in names] + [cli]
+            for command, proc in zip(commands, helps, strict=True):
+                assert await proc.wait_exit() == 0
+                text = "\n".join(proc.stdout)
+                options = [p for p in command.params if isinstance(p, click.Option)]
+                assert options
+                for option in options:
+                    described = option_help(text, option.opts[0])
+                    assert option.help, (command.name, option.name)
+                    assert " ".join(option.help.split()[:3]) in described
+                    assert "[default:" in described or "[required]" in described, described
+
+    async def test_mistakes_are_one_line_and_status_2(self, processes: Processes) -> None:
+        connect = ("--connect", "tcp://127.0.0.1:1")
+        mistakes = {
+            ("gateway",): "Missing option '--producers'",
+            (
+                "gateway",
+                "--producers",
+                "tcp://127.0.0.1:0",
+                "--workers",
+                "tcp://127.0.0.1:0",
+                "--capacity",
+                "0",
+            ): "Invalid value for '--capacity'",
+            (
+                "gateway",
+                "--producers",
+                "nonsense",
+                "--workers",
+                "tcp://127.0.0.1:0",
+            ): "ZeroMQ: Invalid argument",
+            ("worker", "tests.nothing_here:ROUTED", *connect): "cannot import 'tests.nothing_here'",
+            ("worker", "tests.remote_collectors:NOTHING", *connect): "has no attribute 'NOTHING'",
+            (
+                "worker",
+                "tests.remote_collectors",
+                *connect,
+            ): "must be given as package.module:attribute",
+            ("worker", "tests.remote_collectors:os", *connect): "must be a list of Collector",
+            (
+                "worker",
+                "tests.remote_collectors:one",
+                "--connect",
+                "nonsense",
+            ): "ZeroMQ: Invalid argument",
+            (
+                "worker",
+                "tests.remote_collectors:one",
+                *connect,
+                "--min-consumers",
+                "3",
+                "--max-consumers",
+                "2",
+            ): "--max-consumers must be >= --min-consumers",
+            (
+                "worker",
+                "tests.remote_collectors:one",
+                *connect,
+                "--curve-secret",
+                __file__,
+            ): "CURVE needs both",
+            (
+                "serve",
+                "tests.nothing_here:ROUTED",
+                "--producers",
+                "tcp://127.0.0.1:0",
+            ): "cannot import",
+            ("no-such-command",): "No such command",
+        }
+        with trio.fail_after(30):
+            gateway = await processes.gateway("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
+            mistakes[
+                ("gateway", "--producers", gateway.producers, "--workers", "tcp://127.0.0.1:0")
+            ] = "Address already in use"
+            started = [
+                (await processes.start(" ".join(args), *args), message)
+                for args, message in mistakes.items()
+            ]
+            for proc, message in started:
+                assert await proc.wait_exit() == 2, proc.describe()
+                [line] = proc.stderr
+                assert line.startswith("event-collector: error: ")
+                assert message in line
+                assert proc.stdout == []
+                assert proc.log == []
+            # The gateway whose endpoint the last one wanted still serves, and stops cleanly.
+            await processes.worker("tests.remote_collectors:one", gateway.workers)
+            async with producer(gateway.producers) as remote:
+                assert (await (await remote.send(Payload([1, 0]))).wait())[0].unwrap()[1] == 1
+            gateway.proc.process.send_signal(signal.SIGTERM)
+            assert await gateway.proc.wait_exit() == 0
 
     async def test_signal_right_after_the_ready_line_is_a_clean_stop(
         self, processes: Processes

@@ -255,8 +255,18 @@ _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
     help="Workers that may die with a task before it fails.",
 )
 @_with(_heartbeat_options)
-@click.option("--curve-secret", type=_existing_file, help="The gateway's .key_secret file (CURVE).")
-@click.option("--curve-clients", type=_existing_dir, help="Directory of allowed client .key files.")
+@click.option(
+    "--curve-secret",
+    type=_existing_file,
+    help="The gateway's .key_secret file, for CURVE (with --curve-clients) "
+    "[default: none: no CURVE, unencrypted, every client let in].",
+)
+@click.option(
+    "--curve-clients",
+    type=_existing_dir,
+    help="Directory of the .key files of the clients let in (with --curve-secret) "
+    "[default: none: no CURVE].",
+)
 def gateway(
     producers: str,
     workers: str,
@@ -368,9 +378,18 @@ def _current_level() -> str:
 @click.option("--connect", required=True, help="The gateway's worker endpoint.")
 @_with(_worker_options)
 @_with(_heartbeat_options)
-@click.option("--name", help="The worker's name in the gateway's logs [default: host-pid].")
-@click.option("--curve-secret", type=_existing_file, help="This worker's .key_secret file.")
-@click.option("--curve-server", type=_existing_file, help="The gateway's public .key file.")
+@click.option("--name", help="The worker's name in the gateway's logs [default: HOST-PID-RANDOM].")
+@click.option(
+    "--curve-secret",
+    type=_existing_file,
+    help="This worker's .key_secret file, for CURVE (with --curve-server) "
+    "[default: none: no CURVE, unencrypted].",
+)
+@click.option(
+    "--curve-server",
+    type=_existing_file,
+    help="The gateway's public .key file (with --curve-secret) [default: none: no CURVE].",
+)
 def worker(
     collectors: str,
     connect: str,
