@@ -76,3 +76,19 @@ async def _fast(payload: Payload[Any], ctx: Context) -> Result[Any]:
 
 #: One collector that answers at once with the value it got (for load tests).
 FAST = [Collector("fast", _fast)]
+
+
+#: The tasks after which ``STALLING`` stalls: every 50 000th.
+STALL_EVERY = 50_000
+
+
+async def _stalling(payload: Payload[Any], ctx: Context) -> Result[Any]:
+    if payload.value % STALL_EVERY == STALL_EVERY - 1:
+        await trio.sleep(0.5)
+    return Ok(payload.value)
+
+
+#: One collector that answers at once with the int it got, except that it stalls for half
+#: a second on every ``STALL_EVERY``-th task: there its worker is slower than any producer,
+#: whose pending tasks pile up to its window (in the gateway's queue).
+STALLING = [Collector("stalling", _stalling)]
