@@ -50,8 +50,6 @@ from .processes import HEARTBEAT as HEARTBEAT_OPTIONS
 from .processes import Proc, Processes, alive, children, pids_of, rss_kib, running_processes
 from .strategies import wire_frames
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 #: The producers' heartbeat: the same 0.2 s x 5 as the processes'.
 HEARTBEAT = Heartbeat(0.2, 5)
 
@@ -485,8 +483,9 @@ class TestCurve:
                 str(allowed),
             )
             server = keys / "gateway.key"
+            workers = {}
             for name, secret in (("known", "worker"), ("stranger", "stranger")):
-                await processes.worker(
+                workers[name] = await processes.worker(
                     "tests.remote_collectors:one",
                     gateway.workers,
                     "--name",
@@ -513,6 +512,10 @@ class TestCurve:
             # Neither stranger got in, though each kept knocking for a second.
             assert [e["producer"] for e in gateway.proc.entries("producer_joined")] == ["known"]
             assert [e["worker"] for e in gateway.proc.entries("worker_joined")] == ["known"]
+            stranger_worker = workers["stranger"]
+            assert stranger_worker.entries("worker_started")  # it runs, and is not let in
+            assert not stranger_worker.entries("worker_registered")
+            assert stranger_worker.process.returncode is None
 
 
 class TestFuzz:
@@ -808,71 +811,30 @@ class TestCommandLine:
                     assert "[default:" in described or "[required]" in described, described
 
     async def test_mistakes_are_one_line_and_status_2(self, processes: Processes) -> None:
-        connect = ("--connect", "tcp://127.0.0.1:1")
-        mistakes = {
-            ("gateway",): "Missing option '--producers'",
-            (
-                "gateway",
-                "--producers",
-                "tcp://127.0.0.1:0",
-                "--workers",
-                "tcp://127.0.0.1:0",
-                "--capacity",
-                "0",
-            ): "Invalid value for '--capacity'",
-            (
-                "gateway",
-                "--producers",
-                "nonsense",
-                "--workers",
-                "tcp://127.0.0.1:0",
-            ): "ZeroMQ: Invalid argument",
-            ("worker", "tests.nothing_here:ROUTED", *connect): "cannot import 'tests.nothing_here'",
-            ("worker", "tests.remote_collectors:NOTHING", *connect): "has no attribute 'NOTHING'",
-            (
-                "worker",
-                "tests.remote_collectors",
-                *connect,
-            ): "must be given as package.module:attribute",
-            ("worker", "tests.remote_collectors:os", *connect): "must be a list of Collector",
-            (
-                "worker",
-                "tests.remote_collectors:one",
-                "--connect",
-                "nonsense",
-            ): "ZeroMQ: Invalid argument",
-            (
-                "worker",
-                "tests.remote_collectors:one",
-                *connect,
-                "--min-consumers",
-                "3",
-                "--max-consumers",
-                "2",
-            ): "--max-consumers must be >= --min-consumers",
-            (
-                "worker",
-                "tests.remote_collectors:one",
-                *connect,
-                "--curve-secret",
-                __file__,
-            ): "CURVE needs both",
-            (
-                "serve",
-                "tests.nothing_here:ROUTED",
-                "--producers",
-                "tcp://127.0.0.1:0",
-            ): "cannot import",
-            ("no-such-command",): "No such command",
-        }
+        any_port = "tcp://127.0.0.1:0"
+        gateway_ = ("gateway", "--producers", any_port, "--workers", any_port)
+        worker_ = ("worker", "tests.remote_collectors:one", "--connect", "tcp://127.0.0.1:1")
+        mistakes = [
+            (("gateway",), "Missing option '--producers'"),
+            ((*gateway_, "--capacity", "0"), "Invalid value for '--capacity'"),
+            (("gateway", "--producers", "nonsense", "--workers", any_port), "ZeroMQ: Invalid"),
+            (("worker", "tests.nothing_here:ROUTED", *worker_[2:]), "cannot import 'tests.noth"),
+            (("worker", "tests.remote_collectors:NOTHING", *worker_[2:]), "has no attribute"),
+            (("worker", "tests.remote_collectors", *worker_[2:]), "package.module:attribute"),
+            (("worker", "tests.remote_collectors:os", *worker_[2:]), "a list of Collector"),
+            ((*worker_[:3], "nonsense"), "ZeroMQ: Invalid argument"),
+            ((*worker_, "--min-consumers", "3", "--max-consumers", "2"), "must be >= --min-"),
+            ((*worker_, "--curve-secret", __file__), "CURVE needs both"),
+            (("serve", "tests.nothing_here:ROUTED", "--producers", any_port), "cannot import"),
+            (("no-such-command",), "No such command"),
+        ]
         with trio.fail_after(30):
             gateway = await processes.gateway("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
-            mistakes[
-                ("gateway", "--producers", gateway.producers, "--workers", "tcp://127.0.0.1:0")
-            ] = "Address already in use"
+            in_use = ("gateway", "--producers", gateway.producers, "--workers", any_port)
+            mistakes.append((in_use, "Address already in use"))
             started = [
                 (await processes.start(" ".join(args), *args), message)
-                for args, message in mistakes.items()
+                for args, message in mistakes
             ]
             for proc, message in started:
                 assert await proc.wait_exit() == 2, proc.describe()
@@ -898,17 +860,14 @@ class TestCommandLine:
         the gateway (SIGTERM) or made it exit 130 (SIGINT) about one time in three.
         """
         with trio.fail_after(20):
-            gateways = [
-                await processes.start(
-                    f"gateway {n}",
-                    "gateway",
-                    "--producers",
-                    "tcp://127.0.0.1:0",
-                    "--workers",
-                    "tcp://127.0.0.1:0",
-                )
-                for n in range(8)
-            ]
+            command = (
+                "gateway",
+                "--producers",
+                "tcp://127.0.0.1:0",
+                "--workers",
+                "tcp://127.0.0.1:0",
+            )
+            gateways = [await processes.start(f"gateway {n}", *command) for n in range(8)]
 
             async def stop_when_ready(gateway: Proc, signum: int) -> None:
                 await gateway.wait_for_line("gateway ready: ")
