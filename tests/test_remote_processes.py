@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import io
 import json
+import math
 import os
 import signal
 import sys
@@ -447,8 +448,74 @@ class TestStartOrder:
                 await connected(hasty)
                 back = await (await hasty.send(Payload([6, 0]))).wait()
                 assert back[0].unwrap()[1] == 6
+            # Each said hello (a producer waiting for an answer may say it more than once).
             joined = gateway.proc.entries("producer_joined")
-            assert sorted(entry["producer"] for entry in joined) == ["hasty", "patient"]
+            assert {entry["producer"] for entry in joined} == {"hasty", "patient"}
+
+    async def test_gateway_slow_to_answer(self, processes: Processes) -> None:
+        """
+        A producer whose gateway answers later than its heartbeat interval says Hello again
+        meanwhile, and gets a Welcome for each: all its tasks still run, none is refused.
+
+        The gateway restarts the session on each Hello (before any task of the producer
+        arrives, since Hellos stop once a Welcome is in); the producer used to treat each
+        later Welcome as a new session too and send its pending tasks again, and the
+        gateway refused those copies as beyond the credit, failing their events.
+        """
+        with trio.fail_after(30):
+            gateway = await processes.gateway("tcp://127.0.0.1:0", processes.ipc("w"))
+            await processes.worker("tests.remote_collectors:one", gateway.workers)
+            async with trio.open_nursery() as nursery:
+                # Everything the gateway sends reaches the producer 0.5 s late.
+                endpoint = await nursery.start(delaying_proxy, gateway.producers, 0.5)
+                patient = Heartbeat(0.2, 25)
+                async with open_producer(endpoint, heartbeat=patient, window=20) as remote:
+                    # Tasks of 0.5 s: the refusals come back before the results.
+                    events = [await remote.send(Payload([n, 0.5])) for n in range(20)]
+                    results = await wait_all(events)
+                nursery.cancel_scope.cancel()
+            assert [r[0].unwrap()[1] for r in results] == list(range(20))
+            assert len(gateway.proc.entries("producer_joined")) > 1  # it did say Hello again
+
+
+async def delaying_proxy(
+    target: str, delay: float, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """
+    Forward TCP connections to ``target``, what comes back ``delay`` seconds late.
+
+    Reports the ``tcp://`` endpoint to connect to.
+    """
+    host, port = target.removeprefix("tcp://").rsplit(":", 1)
+
+    async def late(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+        send_chunk, receive_chunk = trio.open_memory_channel[tuple[float, bytes | bytearray]](
+            math.inf
+        )
+
+        async def forward() -> None:
+            async for due, chunk in receive_chunk:
+                await trio.sleep_until(due)
+                await sink.send_all(chunk)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forward)
+            async for chunk in source:
+                send_chunk.send_nowait((trio.current_time() + delay, chunk))
+
+    async def soon(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+        async for chunk in source:
+            await sink.send_all(chunk)
+
+    async def handle(client: trio.SocketStream) -> None:
+        server = await trio.open_tcp_stream(host, int(port))
+        async with client, server, trio.open_nursery() as nursery:
+            nursery.start_soon(soon, client, server)
+            nursery.start_soon(late, server, client)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(f"tcp://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+    await trio.serve_listeners(handle, listeners)
 
 
 class TestCurve:

@@ -143,6 +143,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._pending: dict[int, tuple[RemoteEvent[T], Task]] = {}
         self._outbox: list[Task] = []
         self._credit = 0
+        self._submitted = 0  # tasks sent since the session's Welcome
         self._next_id = 1
         self._gateway: str | None = None  # the instance id of the gateway that welcomed us
         self._hello = True  # a Hello is due
@@ -286,12 +287,23 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
 
         A result of a task sent in an earlier session may still come; whichever result
         comes first resolves the event and the other is dropped as a duplicate.
+
+        A second Welcome from the gateway that welcomed this session answers a Hello said
+        again while the first went unanswered. The gateway started the session over on
+        it, but before any task sent since the first Welcome reached it (Hellos stop at a
+        Welcome, and a connection keeps its order): those tasks are in the new session,
+        and are not sent again, or the copies would go beyond the credit and be refused.
         """
-        if self._gateway is not None and gateway != self._gateway:
+        if gateway == self._gateway:
+            self._credit = max(credit - self._submitted, 0)
+            self._wake.set()
+            return
+        if self._gateway is not None:
             self._log.info("gateway_restarted", endpoint=self.endpoint)
         self._gateway = gateway
         self._outbox = [task for _, task in self._pending.values()]
         self._credit = 0
+        self._submitted = 0
         self._add_credit(credit)
 
     def _reset(self, reason: str) -> None:
@@ -345,6 +357,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
                 count = min(self._credit, len(self._outbox), _BATCH)
                 batch, self._outbox = self._outbox[:count], self._outbox[count:]
                 self._credit -= count
+                self._submitted += count
                 await self._socket.send_multipart(encode(Submit(tuple(batch))))
 
     async def _beat(self) -> None:
