@@ -418,6 +418,39 @@ class TestGatewayRestart:
                 assert remote.statistics().pending == 0
 
 
+class TestHeartbeats:
+    """
+    Liveness: peers that are alive are not declared gone.
+    """
+
+    async def test_producer_that_only_waits_for_results_is_not_forgotten(
+        self, processes: Processes
+    ) -> None:
+        """
+        A producer that has sent its tasks and hears results more often than its heartbeat
+        interval has no reason to ping; it must still tell the gateway, which forgets a
+        producer it has not heard from for the bound, that it is there.
+
+        It used to be forgotten after 1 s: its queued tasks dropped, its results
+        undeliverable, until it said Hello again and sent all its tasks once more.
+        """
+        with trio.fail_after(30):
+            gateway = await processes.gateway(processes.ipc("p"), processes.ipc("w"))
+            await processes.worker(  # one task at a time: a result every 0.05 s, for 3 s
+                "tests.remote_collectors:one", gateway.workers, "--credit", "1"
+            )
+            await gateway.proc.wait_for_log("worker_joined")
+            async with producer(gateway.producers) as remote:
+                await connected(remote, credit=60)
+                events = [remote.send_nowait(Payload([n, 0.05])) for n in range(60)]
+                results = await wait_all(events)
+                assert [r[0].unwrap()[1] for r in results] == list(range(60))
+                assert not gateway.proc.entries("producer_left")
+            # Each task ran once: the worker numbers the tasks it starts.
+            assert sorted(r[0].unwrap()[3] for r in results) == list(range(60))
+            assert len(gateway.proc.entries("producer_joined")) == 1
+
+
 class TestStartOrder:
     """
     Producers started before the gateway: they wait for it, or fail after the bound.

@@ -148,6 +148,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._gateway: str | None = None  # the instance id of the gateway that welcomed us
         self._hello = True  # a Hello is due
         self._last_heard = trio.current_time()
+        self._last_sent = trio.current_time()
         self._lost = False  # the gateway has been silent for the heartbeat bound
         self._closed = False
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for the window
@@ -353,24 +354,34 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
                 self._hello = False
                 hello = Hello(self.name, self._window, self._by_priority)
                 await self._socket.send_multipart(encode(hello))
+                self._last_sent = trio.current_time()
             while self._credit and self._outbox:
                 count = min(self._credit, len(self._outbox), _BATCH)
                 batch, self._outbox = self._outbox[:count], self._outbox[count:]
                 self._credit -= count
                 self._submitted += count
                 await self._socket.send_multipart(encode(Submit(tuple(batch))))
+                self._last_sent = trio.current_time()
 
     async def _beat(self) -> None:
         """
         Ping a silent gateway; give up on it after the bound; say Hello until it is back.
+
+        Also ping a gateway that has heard nothing from this producer for an interval: it
+        forgets a producer it does not hear from for the bound, and one that only waits for
+        results has nothing else to send.
         """
         heartbeat = self._heartbeat
         while True:
             await trio.sleep(heartbeat.interval)
-            silent = trio.current_time() - self._last_heard
+            now = trio.current_time()
+            silent = now - self._last_heard
             if silent >= heartbeat.bound and not self._lost:
                 self._gateway_lost()
-            if silent >= heartbeat.interval:
+            quiet = now - self._last_sent
+            if silent >= heartbeat.interval or (
+                self._gateway is not None and quiet >= heartbeat.interval
+            ):
                 message = (
                     Ping()
                     if self._gateway is not None
@@ -378,6 +389,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
                 )
                 with contextlib.suppress(trio.WouldBlock):
                     self._socket.send_multipart_nowait(encode(message))
+                    self._last_sent = now
 
     def _gateway_lost(self) -> None:
         reason = self._lost_reason()
