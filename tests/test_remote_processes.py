@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -252,6 +253,13 @@ class Gate:
         (self.path / "open").touch()
 
 
+def worker_of(pid: int, name: str) -> bool:
+    """
+    Whether ``name`` is the default name of the worker process ``pid``: HOST-PID-RANDOM.
+    """
+    return name.startswith(f"{socket.gethostname()}-{pid}-")
+
+
 class TestWorkerDeath:
     """
     A worker killed with SIGKILL mid-task: its tasks run again elsewhere, it is restarted.
@@ -282,14 +290,27 @@ class TestWorkerDeath:
                 os.kill(victim, signal.SIGKILL)
                 results = await wait_all(events)
 
-            # Every task resolved, with its own result, most of them on the first attempt.
+            # Every task resolved, with its own result, most of them on the first attempt;
+            # those the victim held ran again elsewhere. (A worker starved of CPU for a
+            # second on a loaded machine is declared gone too: its tasks also run again,
+            # unless its own results come first.)
             assert [r[0].unwrap()[1] for r in results] == list(range(40))
-            [left] = await gateway.proc.wait_for_log("worker_left")
-            assert left["reason"].startswith("silent for")
-            assert left["tasks"] >= 1
+
+            def left(pid: int | None = None) -> list[int]:
+                """
+                The tasks held by each worker declared gone (of process ``pid`` only).
+                """
+                return [
+                    entry["tasks"]
+                    for entry in gateway.proc.entries("worker_left")
+                    if pid is None or worker_of(pid, entry["worker"])
+                ]
+
+            await gateway.proc.wait_until(lambda: bool(left(victim)))
+            [held] = left(victim)
+            assert held >= 1
             redelivered = [e for e in events if e.attempts > 1]
-            assert len(redelivered) == left["tasks"]
-            assert all(e.attempts == 2 for e in redelivered)
+            assert held <= len(redelivered) <= sum(left())
             for event, result in zip(events, results, strict=True):
                 if event.attempts > 1:  # run again elsewhere
                     assert result[0].unwrap()[2] != victim
