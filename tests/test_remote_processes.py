@@ -457,18 +457,18 @@ class TestHeartbeats:
         """
         with trio.fail_after(30):
             gateway = await processes.gateway(processes.ipc("p"), processes.ipc("w"))
-            await processes.worker(  # one task at a time: a result every 0.05 s, for 3 s
+            await processes.worker(  # one task at a time: a result every 0.05 s, for 2 s
                 "tests.remote_collectors:one", gateway.workers, "--credit", "1"
             )
             await gateway.proc.wait_for_log("worker_joined")
             async with producer(gateway.producers) as remote:
-                await connected(remote, credit=60)
-                events = [remote.send_nowait(Payload([n, 0.05])) for n in range(60)]
+                await connected(remote, credit=40)
+                events = [remote.send_nowait(Payload([n, 0.05])) for n in range(40)]
                 results = await wait_all(events)
-                assert [r[0].unwrap()[1] for r in results] == list(range(60))
+                assert [r[0].unwrap()[1] for r in results] == list(range(40))
                 assert not gateway.proc.entries("producer_left")
             # Each task ran once: the worker numbers the tasks it starts.
-            assert sorted(r[0].unwrap()[3] for r in results) == list(range(60))
+            assert sorted(r[0].unwrap()[3] for r in results) == list(range(40))
             assert len(gateway.proc.entries("producer_joined")) == 1
 
 
