@@ -31,7 +31,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 #: Heartbeat options of every process: a peer is declared gone after 1 s of silence.
 HEARTBEAT = ("--heartbeat", "0.2", "--liveness", "5")
-#: A log entry, as a processes's JSON log line.
+#: A log entry, as a process's JSON log line.
 LogEntry = dict[str, Any]
 
 
@@ -250,13 +250,13 @@ class Processes:
         """
         SIGKILL every process of the test and their process groups.
         """
-        pids = self.all_pids()
-        for pid in pids:
+        for pid in self.all_pids():
+            if not alive(pid):  # gone: its pid may be another program's by now
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # each was started as a session leader
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def report(self) -> str:
         return "\n".join(proc.describe() for proc in self.started)

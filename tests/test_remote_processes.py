@@ -52,6 +52,9 @@ from .processes import HEARTBEAT as HEARTBEAT_OPTIONS
 from .processes import Proc, Processes, alive, children, pids_of, rss_kib, running_processes
 from .strategies import wire_frames
 
+# /proc (RSS, liveness), pgrep, process groups and ipc:// endpoints.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process tests")
+
 #: The producers' heartbeat: the same 0.2 s x 5 as the processes'.
 HEARTBEAT = Heartbeat(0.2, 5)
 
