@@ -11,6 +11,7 @@ import attrs
 from hypothesis import strategies as st
 
 from event_collector import Delivery, Payload, QueueType
+from event_collector import _wire as wire
 
 #: Collector[Any] keys the strategies draw from.
 KEYS = ["k0", "k1", "k2", "k3"]
@@ -317,3 +318,54 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
         reenter=draw(st.integers(0, 9)) == 0,
         bad_handlers=draw(st.integers(0, 9)) == 0,
     )
+
+
+#: Integers msgpack carries: every value the wire protocol's int fields can hold.
+wire_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+_wire_text = st.text(max_size=8)
+_wire_names = st.lists(st.sampled_from([*KEYS, *TOPICS, "", "nobody"]), max_size=3).map(tuple)
+_wire_tasks = st.builds(
+    wire.Task,
+    id=wire_ints,
+    value=st.binary(max_size=16),
+    delivery=st.integers(min_value=-1, max_value=3),
+    keys=_wire_names,
+    topics=_wire_names,
+    priority=st.none() | wire_ints,
+    attempt=wire_ints,
+)
+_wire_errors = st.none() | st.builds(wire.ErrorInfo, _wire_text, _wire_text, _wire_text)
+_wire_outcomes = st.builds(
+    wire.Outcome, st.none() | _wire_text, st.none() | st.binary(max_size=8), _wire_errors
+)
+_wire_results = st.builds(
+    wire.TaskResult, wire_ints, wire_ints, st.lists(_wire_outcomes, max_size=2).map(tuple)
+)
+#: Messages of every kind, with any values their fields' types allow.
+wire_messages: st.SearchStrategy[wire.Message] = st.one_of(
+    st.builds(wire.Hello, _wire_text, wire_ints, st.booleans()),
+    st.builds(wire.Welcome, _wire_text, wire_ints),
+    st.builds(wire.Submit, st.lists(_wire_tasks, max_size=3).map(tuple)),
+    st.builds(wire.Results, st.lists(_wire_results, max_size=3).map(tuple), wire_ints),
+    st.builds(wire.Refused, st.lists(wire_ints, max_size=3).map(tuple), _wire_text),
+    st.builds(wire.Reset, _wire_text),
+    st.builds(wire.Ready, _wire_text, wire_ints),
+    st.builds(wire.Dispatch, st.lists(_wire_tasks, max_size=3).map(tuple)),
+    st.just(wire.Ping()),
+    st.builds(wire.Pong, _wire_text),
+    st.just(wire.Leaving()),
+    st.just(wire.Bye()),
+)
+#: What a broken or hostile peer may send, frame by frame: messages of the protocol (of
+#: any kind, for either side), bodies that are not msgpack or not a message, unknown
+#: signatures, a frame too many or too few, and frames of random bytes.
+wire_frames: st.SearchStrategy[list[bytes]] = st.one_of(
+    wire_messages.map(wire.encode),
+    st.binary(max_size=64).map(lambda body: [wire.SIGNATURE, body]),
+    st.tuples(st.binary(max_size=8), wire_messages).map(
+        lambda pair: [pair[0], wire.encode(pair[1])[1]]
+    ),
+    wire_messages.map(lambda message: [*wire.encode(message), b""]),
+    wire_messages.map(lambda message: wire.encode(message)[1:]),
+    st.lists(st.binary(max_size=32), min_size=1, max_size=4),
+)

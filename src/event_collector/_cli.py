@@ -6,7 +6,9 @@ Subcommands: ``demo``, and the distributed mode's ``gateway``, ``worker``, ``ser
 ``--log-format json``). A user mistake (a bad option, an import path that does not resolve,
 an endpoint in use) exits with status 2 and one line, no traceback. ``gateway``, ``worker``
 and ``serve`` stop on SIGINT or SIGTERM: they stop taking tasks, finish those they hold
-(bounded by ``--drain-timeout``), deliver the results and exit 0.
+(bounded by ``--drain-timeout``), deliver the results and exit 0. ``gateway`` and ``serve``
+print their ready line (``gateway ready: producers=... workers=...``) on stdout once they
+handle those signals.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 import structlog
@@ -62,6 +64,10 @@ class _Group(click.Group):
 def configure_logging(level: str, log_format: str) -> None:
     """
     Send structlog's entries to stderr at ``level``: console or JSON lines.
+
+    Each entry is one write (text and newline together): worker processes share their
+    supervisor's stderr, and with Python unbuffered the two writes of ``print()`` let
+    another process's entry in between.
     """
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
@@ -78,7 +84,7 @@ def configure_logging(level: str, log_format: str) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
 
@@ -174,8 +180,13 @@ def _load(path: str) -> list[Any]:
         _fail(str(exc))
 
 
-async def _until_signal() -> None:
+async def _until_signal(ready: Callable[[], None] | None = None) -> None:
+    """
+    Wait for SIGINT or SIGTERM; call ``ready`` (which says so) once they are caught.
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if ready is not None:
+            ready()
         async for signum in signals:
             structlog.get_logger("event_collector").info(
                 "signal_received", signal=signal.Signals(signum).name
@@ -183,16 +194,29 @@ async def _until_signal() -> None:
             return
 
 
+#: The transports' libraries, whose errors are the user's endpoint or URL, by their name.
+_LIBRARIES: Final = {"zmq": "ZeroMQ", "coredis": "Redis"}
+
+
 def _run(function: Any, *args: Any) -> None:
     """
     ``trio.run`` a command; an endpoint problem is a user mistake (one line, status 2).
+
+    Then terminate ZeroMQ's shared context, which waits (up to each socket's linger) until
+    the messages the closed sockets still hold are sent: pyzmq leaves the context alone at
+    interpreter exit, so a process that just ends drops them.
     """
     try:
         trio.run(function, *args)
     except Exception as exc:
-        if type(exc).__module__.startswith(("zmq", "coredis")) or isinstance(exc, OSError):
-            _fail(f"{type(exc).__module__.split('.')[0]}: {exc}")
+        library = type(exc).__module__.split(".")[0]
+        if library in _LIBRARIES or isinstance(exc, OSError):
+            _fail(f"{_LIBRARIES.get(library, 'OS')}: {exc}")
         raise
+    finally:
+        zmq = sys.modules.get("zmq")  # only if the command used ZeroMQ (not with Redis)
+        if zmq is not None:
+            zmq.Context.instance().term()
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
@@ -247,8 +271,18 @@ _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
     help="Workers that may die with a task before it fails.",
 )
 @_with(_heartbeat_options)
-@click.option("--curve-secret", type=_existing_file, help="The gateway's .key_secret file (CURVE).")
-@click.option("--curve-clients", type=_existing_dir, help="Directory of allowed client .key files.")
+@click.option(
+    "--curve-secret",
+    type=_existing_file,
+    help="The gateway's .key_secret file, for CURVE (with --curve-clients) "
+    "[default: none: no CURVE, unencrypted, every client let in].",
+)
+@click.option(
+    "--curve-clients",
+    type=_existing_dir,
+    help="Directory of the .key files of the clients let in (with --curve-secret) "
+    "[default: none: no CURVE].",
+)
 def gateway(
     producers: str,
     workers: str,
@@ -280,8 +314,7 @@ def gateway(
             drain_timeout=drain_timeout,
             curve=curve,
         ) as running:
-            _print_endpoints(running)
-            await _until_signal()
+            await _until_signal(lambda: _print_endpoints(running))
 
     _run(run)
 
@@ -361,9 +394,18 @@ def _current_level() -> str:
 @click.option("--connect", required=True, help="The gateway's worker endpoint.")
 @_with(_worker_options)
 @_with(_heartbeat_options)
-@click.option("--name", help="The worker's name in the gateway's logs [default: host-pid].")
-@click.option("--curve-secret", type=_existing_file, help="This worker's .key_secret file.")
-@click.option("--curve-server", type=_existing_file, help="The gateway's public .key file.")
+@click.option("--name", help="The worker's name in the gateway's logs [default: HOST-PID-RANDOM].")
+@click.option(
+    "--curve-secret",
+    type=_existing_file,
+    help="This worker's .key_secret file, for CURVE (with --curve-server) "
+    "[default: none: no CURVE, unencrypted].",
+)
+@click.option(
+    "--curve-server",
+    type=_existing_file,
+    help="The gateway's public .key file (with --curve-secret) [default: none: no CURVE].",
+)
 @click.option(
     "--queue",
     help="Redis only: the queue's name, which namespaces its keys [default: event-collector].",
@@ -531,8 +573,7 @@ def serve(
                             task_status=task_status,
                         )
                     )
-                    _print_endpoints(running)
-                    await _until_signal()
+                    await _until_signal(lambda: _print_endpoints(running))
                     await running.drain()  # the workers finish what the gateway holds
                     nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
 

@@ -14,16 +14,19 @@ a result goes.
   to the front of the queue, one attempt more (a task that took down ``max_attempts``
   workers fails instead); a silent producer is forgotten and its queued tasks dropped.
 - Exactly one result per task: the first result for a task wins; a late one (from a worker
-  declared dead) or a duplicate is dropped by task id.
+  declared dead, or for a task of an earlier gateway: each numbers its tasks from a random
+  62-bit start) or a duplicate is dropped by task id.
 - A message that is not the protocol's is counted, logged and dropped; the gateway goes on.
 - Shutting down, it refuses new tasks, gives those it holds ``drain_timeout`` to finish and
-  forward, refuses the rest back to their producers, then closes.
+  forward, refuses the rest back to their producers, gives the producers a heartbeat
+  interval to read all that, then closes.
 """
 
 from __future__ import annotations
 
 import collections
 import math
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -159,11 +162,14 @@ class _Sender:
         self._emptied = trio.lowlevel.ParkingLot()
         self.undeliverable = 0
 
-    def send(self, identity: bytes, message: Message) -> None:
+    def send(self, identity: bytes, message: Message) -> bool:
+        """
+        Send ``message`` now or after those waiting; return False if the peer is gone.
+        """
         frames = [identity, *encode(message)]
         if self._backlog:
             self._backlog.append(frames)
-            return
+            return True
         try:
             self._socket.send_multipart_nowait(frames)
         except trio.WouldBlock:
@@ -173,6 +179,8 @@ class _Sender:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
             self.undeliverable += 1  # the peer is gone
+            return False
+        return True
 
     async def run(self) -> None:
         while True:
@@ -240,7 +248,9 @@ class Gateway(metaclass=NoPublicConstructor):
         self._entries: dict[int, _Entry] = {}
         self._queue: PriorityBuffer[_Entry] = PriorityBuffer()
         self._redeliveries: collections.deque[_Entry] = collections.deque()
-        self._next_gid = 1
+        # Task numbers start at random: a worker that outlives a gateway sends the results of
+        # its tasks to the next one, which must not take them for tasks of its own.
+        self._next_gid = secrets.randbits(62)
         self._outstanding = 0  # tasks held plus credit granted: never above capacity
         self._closing = False
         self._drained = trio.Event()
@@ -561,9 +571,28 @@ class Gateway(metaclass=NoPublicConstructor):
                     entry.attempt,
                 )
             )
+        taken_back = False
         for identity, tasks in batches.items():
             for start in range(0, len(tasks), _BATCH):
-                self._to_workers.send(identity, Dispatch(tuple(tasks[start : start + _BATCH])))
+                batch = tuple(tasks[start : start + _BATCH])
+                if not self._to_workers.send(identity, Dispatch(batch)):
+                    self._unreachable(self._workers[identity], tasks[start:])
+                    taken_back = True
+                    break
+        if taken_back:
+            self._dispatch()  # to the workers left
+
+    def _unreachable(self, worker: _Worker, tasks: list[Task]) -> None:
+        """
+        Drop a worker whose connection is gone; the tasks not sent to it go back unchanged.
+
+        They never reached it: back to the front of the queue, without an attempt more.
+        """
+        entries = [worker.in_flight.pop(task.id) for task in tasks]
+        for entry in entries:
+            entry.worker = None
+        self._redeliveries.extendleft(reversed(entries))
+        self._worker_gone(worker, "its connection is gone")
 
     # -- heartbeats ----------------------------------------------------------------------
 
@@ -616,6 +645,17 @@ class Gateway(metaclass=NoPublicConstructor):
             await self._to_producers.wait_idle()
             await self._to_workers.wait_idle()
 
+    async def _linger(self) -> None:
+        """
+        Stay connected, answering, for a heartbeat interval while producers are connected.
+
+        Producers connect with ``IMMEDIATE``, so libzmq drops the messages a producer has not
+        read yet when its connection closes: the last results and refusals of the drain would
+        be lost. A live producer reads its socket within an interval.
+        """
+        if self._producers:
+            await trio.sleep(self._heartbeat.interval)
+
 
 @asynccontextmanager
 async def open_gateway(
@@ -652,8 +692,9 @@ async def open_gateway(
     Raises:
         zmq.ZMQError: An endpoint could not be bound (in use, bad address).
 
-    On leaving the block the gateway drains (see ``drain_timeout``), then closes; on
-    cancellation it closes at once.
+    On leaving the block the gateway drains (see ``drain_timeout``), stays connected for a
+    heartbeat interval more while producers are connected (so that they read its last
+    messages), then closes; on cancellation it closes at once.
     """
     if type(capacity) is not int or capacity < 1:
         raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
@@ -771,6 +812,7 @@ async def _serving(
                     body_error = exc
                 else:
                     await gateway.drain()
+                    await gateway._linger()
                 nursery.cancel_scope.cancel()
             linger = 0 if body_error is not None else 1000
             worker_socket.close(linger=linger)

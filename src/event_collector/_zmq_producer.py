@@ -69,10 +69,12 @@ class ZmqProducer(Producer[T]):
         self._by_priority = by_priority
         self._heartbeat = heartbeat
         self._credit = 0
+        self._submitted = 0  # tasks sent since the session's Welcome
         self._next = 1
         self._gateway: str | None = None  # the instance id of the gateway that welcomed us
         self._hello = True  # a Hello is due
         self._last_heard = trio.current_time()
+        self._last_sent = trio.current_time()
         self._lost = False  # the gateway has been silent for the heartbeat bound
 
     def _next_id(self) -> TaskId:
@@ -142,12 +144,23 @@ class ZmqProducer(Producer[T]):
 
         A result of a task sent in an earlier session may still come; whichever result
         comes first resolves the event and the other is dropped as a duplicate.
+
+        A second Welcome from the gateway that welcomed this session answers a Hello said
+        again while the first went unanswered. The gateway started the session over on
+        it, but before any task sent since the first Welcome reached it (Hellos stop at a
+        Welcome, and a connection keeps its order): those tasks are in the new session,
+        and are not sent again, or the copies would go beyond the credit and be refused.
         """
-        if self._gateway is not None and gateway != self._gateway:
+        if gateway == self._gateway:
+            self._credit = max(credit - self._submitted, 0)
+            self._wake.set()
+            return
+        if self._gateway is not None:
             self._log.info("gateway_restarted", endpoint=self.endpoint)
         self._gateway = gateway
         self._outbox = [task for _, task in self._pending.values()]
         self._credit = 0
+        self._submitted = 0
         self._add_credit(credit)
 
     def _reset(self, reason: str) -> None:
@@ -175,26 +188,38 @@ class ZmqProducer(Producer[T]):
             if self._hello:
                 self._hello = False
                 await self._socket.send_multipart(encode(self._hello_message()))
+                self._last_sent = trio.current_time()
             while self._credit and self._outbox:
                 count = min(self._credit, len(self._outbox), _BATCH)
                 batch, self._outbox = self._outbox[:count], self._outbox[count:]
                 self._credit -= count
+                self._submitted += count
                 await self._socket.send_multipart(encode(Submit(tuple(batch))))
+                self._last_sent = trio.current_time()
 
     async def _beat(self) -> None:
         """
         Ping a silent gateway; give up on it after the bound; say Hello until it is back.
+
+        Also ping a gateway that has heard nothing from this producer for an interval: it
+        forgets a producer it does not hear from for the bound, and one that only waits for
+        results has nothing else to send.
         """
         heartbeat = self._heartbeat
         while True:
             await trio.sleep(heartbeat.interval)
-            silent = trio.current_time() - self._last_heard
+            now = trio.current_time()
+            silent = now - self._last_heard
             if silent >= heartbeat.bound and not self._lost:
                 self._gateway_lost()
-            if silent >= heartbeat.interval:
+            quiet = now - self._last_sent
+            if silent >= heartbeat.interval or (
+                self._gateway is not None and quiet >= heartbeat.interval
+            ):
                 message = Ping() if self._gateway is not None else self._hello_message()
                 with contextlib.suppress(trio.WouldBlock):
                     self._socket.send_multipart_nowait(encode(message))
+                    self._last_sent = now
 
     def _gateway_lost(self) -> None:
         self._lost = True
