@@ -2,7 +2,8 @@
 Benchmarks: event-collector next to the loop a user would write by hand, in the same run.
 
 Run ``python benchmarks/run.py`` (``--quick`` for a smaller, faster pass, ``--autoscaling``
-for the autoscaling runs alone). Every row measures the project and its baseline
+for the autoscaling runs alone, ``--ir`` for instructions per event under callgrind, the
+repeatable figure: see ``callgrind.py``). Every row measures the project and its baseline
 alternately over several rounds and reports medians and their ratio: the machine is shared
 and noisy, so absolute numbers mean little and only ratios measured side by side are
 compared. Throughput is timed in process CPU time (both sides are single-threaded and
@@ -179,6 +180,19 @@ async def project_throughput(n: int, queue: CollectorQueue[Any], delivery: Deliv
     return n / (time.process_time() - start)
 
 
+async def project_batch(n: int, queue: CollectorQueue[Any]) -> float:
+    """
+    Run ``n`` events through the batch API, ``as_completed``, taking each as it completes.
+    """
+    start = time.process_time()
+    async with queue:
+        publisher = queue.get_publisher()
+        payloads = [Payload({"id": i}, Delivery.KEY, ("c0",)) for i in range(n)]
+        async for _event in publisher.as_completed(payloads):
+            pass
+    return n / (time.process_time() - start)
+
+
 def measure(rounds: int, project: Run, baseline: Run) -> tuple[float, float]:
     """
     Alternate project and baseline runs; return the median of each.
@@ -207,6 +221,11 @@ def throughput_rows(n: int, rounds: int) -> list[tuple[str, float, float]]:
         (
             "FIFO, KEY, autoscale 1-10 + metrics",
             lambda: project_throughput(n, queue_for(10, autoscale=True), Delivery.KEY),
+            lambda: naive_throughput(n, 10),
+        ),
+        (
+            "Batch API (as_completed), KEY, 10",
+            lambda: project_batch(n, queue_for(10)),
             lambda: naive_throughput(n, 10),
         ),
         (
@@ -241,13 +260,18 @@ async def paced(
     n: int, rate: float, send: Callable[[int], Awaitable[Callable[[], Awaitable[object]]]]
 ) -> list[float]:
     """
-    Send ``n`` events at ``rate`` per second; return each one's send-to-result latency.
+    Send ``n`` events at ``rate`` per second; return each one's arrival-to-result latency.
+
+    Latency counts from when the event was due, not from when the sender got to it: a
+    sender that falls behind counts against its events (coordinated omission). Sleeps end
+    on the system timer's millisecond, so events arrive in bursts of ``rate / 1000``, as
+    messages read from a socket do.
     """
     latencies: list[float] = []
 
-    async def watch(sent_at: float, wait: Callable[[], Awaitable[object]]) -> None:
+    async def watch(due: float, wait: Callable[[], Awaitable[object]]) -> None:
         await wait()
-        latencies.append(trio.current_time() - sent_at)
+        latencies.append(trio.current_time() - due)
 
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -255,8 +279,7 @@ async def paced(
             due = start + i / rate
             if trio.current_time() < due:
                 await trio.sleep_until(due)
-            sent_at = trio.current_time()
-            nursery.start_soon(watch, sent_at, await send(i))
+            nursery.start_soon(watch, due, await send(i))
     return latencies
 
 
@@ -475,7 +498,15 @@ def main() -> None:
     parser.add_argument(
         "--autoscaling", action="store_true", help="only the autoscaling runs (headline, loads)"
     )
+    parser.add_argument(
+        "--ir",
+        action="store_true",
+        help="only instructions per event under callgrind (repeatable; a few minutes)",
+    )
     args = parser.parse_args()
+    if args.ir:
+        instruction_rows()
+        return
     n = 20_000 if args.quick else 100_000
     rounds = 3 if args.quick else 5
 
@@ -483,6 +514,39 @@ def main() -> None:
     if not args.autoscaling:
         other_rows(n, rounds)
     autoscaling_rows(args.quick, rounds)
+
+
+#: The instruction-count rows: the project's call and its baseline's, over ``N`` events.
+IR_ROWS = [
+    (
+        "FIFO, KEY, 10 consumers",
+        "run.project_throughput(N, run.queue_for(10), run.Delivery.KEY)",
+        "run.naive_throughput(N, 10)",
+    ),
+    (
+        "Batch API (as_completed), KEY, 10",
+        "run.project_batch(N, run.queue_for(10))",
+        "run.naive_throughput(N, 10)",
+    ),
+    (
+        "BROADCAST to 3 collectors",
+        "run.project_throughput(N, run.queue_for(10, collectors=3), run.Delivery.BROADCAST)",
+        "run.naive_throughput(N, 10, processors=3)",
+    ),
+]
+
+
+def instruction_rows() -> None:
+    import callgrind  # noqa: PLC0415 (needs valgrind: only for --ir)
+
+    print(
+        f"instructions per event (callgrind, {callgrind.LARGE} - {callgrind.SMALL} events,"
+        " frozen clock)\n"
+    )
+    print(f"{'case':<40} {'project Ir':>13} {'baseline Ir':>14} {'speed-up':>9}")
+    for name, ours, theirs in IR_ROWS:
+        a, b = callgrind.per_event(ours), callgrind.per_event(theirs)
+        print(f"{name:<40} {a:>13,.0f} {b:>14,.0f} {b / a:>8.2f}x")
 
 
 def other_rows(n: int, rounds: int) -> None:

@@ -5,6 +5,7 @@ The running queue: construction rules, running modes, publishing, results, queue
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -114,6 +115,7 @@ class TestConstruction:
             ("wip_margin", 1.5, ValueError, "between 0 and 1"),
             ("queue_type", "fifo", TypeError, "queue_type"),
             ("default_priority", "high", TypeError, "default_priority must be an int"),
+            ("default_priority", True, TypeError, "default_priority must be an int"),
             ("autoscale", 1, TypeError, "autoscale"),
             ("logging", "yes", TypeError, "logging"),
         ],
@@ -245,8 +247,10 @@ class TestPublisher:
             events = [await publisher.send(i) for i in range(1 + 2 * SCHEDULE_EVERY)]
             with schedule_points(consumers[0]) as points:
                 results = [(await event.wait()).first() for event in events]
-            # Woken once by the clock, then once more after SCHEDULE_EVERY events.
-            assert points.count == 2
+            # Woken once by the clock; once more as the first event took SCHEDULE_SLICE
+            # or more (the consumer cannot tell that its processor yielded meanwhile),
+            # and again after SCHEDULE_EVERY events.
+            assert points.count == 3
         assert results == [Ok(i) for i in range(1 + 2 * SCHEDULE_EVERY)]
         assert set(consumers) == {consumers[0]}
 
@@ -514,6 +518,15 @@ class TestQueueTypes:
         payloads = [Payload(i, priority=p) for i, p in enumerate(priorities)]
         order = await self.order_of(QueueType.PRIORITY, payloads, default_priority=4)
         assert order == [5, 1, 4, 3, 2, 0]
+
+    async def test_intenum_default_priority(self, autojump_clock: trio.abc.Clock) -> None:
+        class Level(enum.IntEnum):
+            HIGH = 0
+            NORMAL = 5
+
+        payloads = [Payload(0, priority=Level.NORMAL), Payload(1), Payload(2, priority=1)]
+        order = await self.order_of(QueueType.PRIORITY, payloads, default_priority=Level.HIGH)
+        assert order == [1, 2, 0]
 
 
 class TestLoadAndLogging:

@@ -147,6 +147,7 @@ class _State(Generic[T]):
         "send_tasks",
         "sent",
         "wake_one",
+        "wakes",
         "waking",
     )
 
@@ -162,6 +163,8 @@ class _State(Generic[T]):
         self.wake_one = False
         #: Receivers handed an item and not yet running again (at most one with wake_one).
         self.waking = 0
+        #: Receivers woken so far (with wake_one): tells one wait for a receiver from the next.
+        self.wakes = 0
         self.max_buffer_size = max_buffer_size
         self.buffer = buffer
         # The buffer's append, or None for the priority buffer, which takes the priority too.
@@ -228,11 +231,17 @@ class _State(Generic[T]):
             self._hand(item)
             self.sent += 1
             return True
-        if len(self.buffer) < self.max_buffer_size:
-            self._push_item(item, priority)
+        buffer = self.buffer
+        used = len(buffer)
+        if used < self.max_buffer_size:
+            push = self._push
+            if push is None:
+                buffer.push(priority, item)  # type: ignore[attr-defined]  # priority buffer
+            else:
+                push(item)
             self.sent += 1
-            used = len(self.buffer)
-            self.peak_buffer_used = max(self.peak_buffer_used, used)
+            if used >= self.peak_buffer_used:
+                self.peak_buffer_used = used + 1
             return False
         raise trio.WouldBlock
 
@@ -245,6 +254,7 @@ class _State(Generic[T]):
         trio.lowlevel.reschedule(task, outcome.Value(item))
         if self.wake_one:
             self.waking = 1
+            self.wakes += 1
 
     def _hand_next(self) -> None:
         """

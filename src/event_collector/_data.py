@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any, Generic, NoReturn, TypeAlias, TypeVar, final, overload
+from typing import Any, Final, Generic, NoReturn, TypeAlias, TypeVar, final, overload
 
 import attrs
 import trio
@@ -76,8 +76,18 @@ def _names(field: str, value: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+#: Key tuples already checked, each its own value: most payloads name the same few keys,
+#: and a dict lookup costs less than checking them again. Bounded: when full, new tuples
+#: are checked every time.
+_CHECKED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_CHECKED_KEYS_MAX: Final = 1024
+
+
 def _to_keys(keys: Iterable[str]) -> tuple[str, ...]:
-    return _names("keys", keys)
+    names = _names("keys", keys)
+    if len(_CHECKED_KEYS) < _CHECKED_KEYS_MAX:
+        _CHECKED_KEYS[names] = names
+    return names
 
 
 def _to_topics(topics: Iterable[str]) -> tuple[str, ...]:
@@ -157,7 +167,10 @@ class Payload(Generic[T]):
         # Skip the conversion for the default () only, not for every falsy value ("" is a
         # slip to refuse).
         if type(keys) is not tuple or keys:
-            keys = _to_keys(keys)
+            try:
+                keys = _CHECKED_KEYS[keys]  # type: ignore[index]  # KeyError or TypeError
+            except (KeyError, TypeError):
+                keys = _to_keys(keys)
         if type(topics) is not tuple or topics:
             topics = _to_topics(topics)
         if delivery is None:

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
+import trio
 
 from ._data import Error, Result, ResultList, _result_list
 from ._errors import ShutdownError
@@ -40,6 +41,8 @@ class InFlight:
     log: FilteringBoundLogger
     failure_level: int | None = logging.WARNING
     owner: object = None
+    #: Where a fan-out starts the collectors it runs concurrently (the pool's nursery).
+    nursery: trio.Nursery | None = None
     #: The collectors of the event being delivered (set before any of them runs).
     collectors: Sequence[Collector[Any]] = ()
     #: Their results so far, while a fan-out to several collectors is running.

@@ -15,10 +15,11 @@ from typing import Any, Final, Generic, Protocol, TypeVar, final, runtime_checka
 
 import trio
 
-from ._data import Payload, Result, ResultList, _result_list
+from ._data import Payload, Result, ResultList, _result_list, _set_result_keys, _set_results
 
 __all__ = [
     "SCHEDULE_EVERY",
+    "SCHEDULE_SLICE",
     "YIELD_AFTER",
     "CollectorEvent",
     "EventBase",
@@ -31,20 +32,24 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 #: How many non-blocking steps in a row may skip the schedule point: a ``send`` that adds to
-#: a backlog, a ``wait`` on a done event, a consumer taking a waiting event. Each is still a
-#: cancel point, and every ``SCHEDULE_EVERY``-th (counted per queue for send/wait, per
-#: consumer for takes) yields: a task looping on them still lets the others run, and a task
-#: switch is paid once per batch instead of once per event. A ``send`` that wakes a consumer
-#: always yields to it. (``trio.lowlevel.checkpoint`` allows the scheduler the same choice;
-#: trio issue #1757 proposes making it by time.)
-SCHEDULE_EVERY: Final = 16
+#: a backlog, a ``wait`` on a done event, a consumer taking a waiting event. Each ``send`` and
+#: ``wait`` is still a cancel point, and every ``SCHEDULE_EVERY``-th (counted per queue for
+#: send/wait, per consumer for takes) yields: a task looping on them still lets the others
+#: run, and a task switch (about as costly as thirty no-op events) is paid once per batch
+#: instead of once per event. Consumers also yield after :data:`SCHEDULE_SLICE`, and a send
+#: after :data:`YIELD_AFTER` when a consumer it woke is waiting. (``trio.lowlevel.checkpoint``
+#: allows the scheduler the same choice; trio issue #1757 proposes making it by time.)
+SCHEDULE_EVERY: Final = 64
 
+#: Seconds a consumer runs events in a row (processors that return without waiting) before
+#: it yields, whatever the count: a slow synchronous processor does not hold the run longer.
+SCHEDULE_SLICE: Final = 0.5e-3
 
-#: Seconds a consumer woken by a ``send`` may wait for the sending task to yield: a send that
-#: wakes a consumer yields to it if the sending task has not yielded in ``send`` for this
-#: long. Sends in a tight loop (a few microseconds each) then hand over every
-#: ``SCHEDULE_EVERY``, while a task doing real work between sends (a burst of arrivals
-#: after a sleep, each parsed) yields on each, and each event starts at once.
+#: Seconds a consumer woken by a ``send`` may wait for the sending task to yield. A send
+#: that wakes a consumer yields at once if sends have not yielded for this long (the first
+#: of a burst of arrivals starts at once), and a later send yields once that consumer has
+#: waited this long: sends in a tight loop (a few microseconds each) hand the consumers a
+#: batch of events per task switch, and none waits much longer than this for its start.
 YIELD_AFTER: Final = 20e-6
 
 
@@ -170,8 +175,13 @@ class EventBase(Generic[T]):
             await self._done.wait()
         else:
             await self._done.wait_for(self)
-        results = self.get_result()
-        assert results is not None
+        outcome = self._outcome
+        if type(outcome) is ResultList:
+            return outcome
+        # _result_list((outcome,), self._key), inlined: one per wait.
+        results: ResultList[T] = object.__new__(ResultList)
+        _set_results(results, (outcome,))
+        _set_result_keys(results, self._key)
         return results
 
     def _resolve(
@@ -221,5 +231,10 @@ class CollectorEvent(EventBase[T]):
     sent_at: float
 
     def __init__(self, payload: Payload[Any], sent_at: float, pacer: Callable[[], bool]) -> None:
-        super().__init__(payload, pacer)
+        # EventBase.__init__, inlined: one event per send.
+        self.payload = payload
+        self._pacer = pacer
+        self._outcome = None
+        self._key = ()
+        self._done = None
         self.sent_at = sent_at

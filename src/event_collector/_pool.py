@@ -17,7 +17,7 @@ from trio.lowlevel import Task, enable_ki_protection
 
 from ._channels import EMPTY, QueueChannel
 from ._delivery import InFlight, in_flight
-from ._event import SCHEDULE_EVERY, CollectorEvent
+from ._event import SCHEDULE_EVERY, SCHEDULE_SLICE, CollectorEvent
 from ._logging import FilteringBoundLogger
 from ._router import Router
 
@@ -133,7 +133,7 @@ class ConsumerPool(Generic[T]):
         self._size += count
         self._starting += count
         for _ in range(count):
-            flight = InFlight(self._log, self._failure_level, owner=self)
+            flight = InFlight(self._log, self._failure_level, owner=self, nursery=self._nursery)
             self._nursery.start_soon(self._consume, _Consumer(trio.CancelScope(), flight))
         return count
 
@@ -188,27 +188,35 @@ class ConsumerPool(Generic[T]):
         route, now, on_served = self._router._route, self._now, self._on_served
         taken = 0  # events taken without a schedule point
         event: CollectorEvent[T] | None = None
+        started = resumed = now()  # the current event's start; when this task last yielded
         try:
             with consumer.scope:
                 while True:
-                    # Take a waiting event without a schedule point (a cancel point still),
-                    # up to SCHEDULE_EVERY in a row, as send() does.
-                    if taken >= SCHEDULE_EVERY and channel.queued:
-                        await trio.lowlevel.checkpoint()
+                    # Take waiting events without a schedule point, up to SCHEDULE_EVERY in
+                    # a row or for SCHEDULE_SLICE seconds, as send() does. (No cancel point
+                    # per event either: processors that wait see a cancellation there, and
+                    # a consumer running through instant ones sees it at the next yield.)
+                    if taken >= SCHEDULE_EVERY or started - resumed >= SCHEDULE_SLICE:
                         taken = 0
-                    else:
-                        await trio.lowlevel.checkpoint_if_cancelled()
+                        if channel.buffer:
+                            await trio.lowlevel.checkpoint()
+                            started = now()
+                        resumed = started
                     event = take()
                     if event is EMPTY:
                         event = None
                         taken = 0
                         event = await park()
+                        started = resumed = now()
                     else:
                         taken += 1
-                    started = now()
                     outcome, key = await route(event.payload, flight)
                     event._resolve(outcome, key)
-                    on_served(started - event.sent_at, now() - started)
+                    # One clock reading per event: this one's end is the next one's start
+                    # (events taken in a row), or the next start is read after a wait.
+                    ended = now()
+                    on_served(started - event.sent_at, ended - started)
+                    started = ended
                     event = None
         except trio.EndOfChannel:
             pass

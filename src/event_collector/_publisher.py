@@ -5,14 +5,15 @@ The producer side: :class:`EventPublisher`, which turns payloads into events on 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import trio
 
 from ._channels import QueueChannel
+from ._completions import DEFAULT_WINDOW, END, Completions
 from ._data import Payload
-from ._event import YIELD_AFTER, CollectorEvent
+from ._event import YIELD_AFTER, CollectorEvent, Sink
 from ._public import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
     Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
     """
 
-    __slots__ = ("_channel", "_now", "_pacer", "_supervisor", "_yielded_at")
+    __slots__ = ("_channel", "_now", "_pacer", "_resumed_at", "_supervisor", "_wake", "_woken_at")
 
     @classmethod
     def _new(
@@ -65,7 +66,11 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         self._now = now
         self._pacer = pacer
         self._supervisor = supervisor
-        self._yielded_at = -math.inf  # when a send last yielded (trio clock)
+        # The last wake of a consumer this publisher saw (the channel's count of wakes), and
+        # when it first saw it: how long that consumer has waited for its turn to run.
+        self._wake = 0
+        self._woken_at = 0.0
+        self._resumed_at = -math.inf  # when a send that yielded went on
 
     def __repr__(self) -> str:
         return f"<EventPublisher at {id(self):#x}>"
@@ -104,25 +109,126 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                 await channel.send(event)
             except trio.ClosedResourceError:
                 raise _closed() from None
-            if channel.queued > supervisor.wake_above:
+            if len(channel.buffer) > supervisor.wake_above:
                 supervisor.wake()  # in at last, behind a backlog the pool did not absorb
-            self._yielded_at = self._now()
             return event
         except trio.ClosedResourceError:
             raise _closed() from None
-        if channel.queued > supervisor.wake_above:
+        if len(channel.buffer) > supervisor.wake_above:
             supervisor.wake()
-        if channel.waking and now - self._yielded_at >= YIELD_AFTER:
-            # A consumer woken for the queue's events waits for this task to yield, which
-            # it has not done for a while: let the consumer start now. (Sends in a tight
-            # loop go on, and it starts at the next schedule point: a task switch per
-            # event would cost more than the event.)
-            self._yielded_at = now
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        elif self._pacer():
-            self._yielded_at = now
+        if channel.waking:
+            # A consumer woken for the queue's events is waiting for this task to yield.
+            # Yield at once if this send woke it and sends have not yielded for YIELD_AFTER
+            # (the first send after a pause: its event starts now), else once the consumer
+            # has waited YIELD_AFTER (sends in a tight loop hand over a batch of events per
+            # task switch, not one event).
+            if channel.wakes != self._wake:
+                self._wake, self._woken_at = channel.wakes, now
+                since = now - self._resumed_at
+            else:
+                since = now - self._woken_at
+            if since >= YIELD_AFTER:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                self._resumed_at = self._now()
+                return event
+        if self._pacer():
             await trio.lowlevel.cancel_shielded_checkpoint()
         return event
+
+    async def send_many(self, payloads: Iterable[Payload[Any] | object]) -> list[CollectorEvent[T]]:
+        """
+        Queue each of ``payloads`` in order, waiting for room as :meth:`send` does.
+
+        Args:
+            payloads: Payloads (or plain values, as for :meth:`send`).
+
+        Returns:
+            Their events, in the order of ``payloads``.
+
+        Raises:
+            trio.ClosedResourceError: The queue is shutting down or has stopped: the payloads
+                before it were queued and are processed.
+
+        Always a cancel point, and a schedule point when it wakes a consumer or waits for
+        room. On cancellation (possible only while it waits for room) the payloads queued
+        so far are processed and the rest are not sent. To take the results as they come,
+        see :meth:`as_completed`.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        events: list[CollectorEvent[T]] = []
+        send_nowait = self.send_nowait
+        for payload in payloads:
+            try:
+                events.append(send_nowait(payload))
+            except trio.WouldBlock:
+                events.append(await self.send(payload))
+        if self._channel.waking:
+            await trio.lowlevel.cancel_shielded_checkpoint()  # let the consumers start
+        return events
+
+    def as_completed(
+        self, payloads: Iterable[Payload[Any] | object], *, window: int = DEFAULT_WINDOW
+    ) -> Completions[T]:
+        """
+        Send ``payloads`` and iterate over their events as each completes.
+
+        ``async for event in publisher.as_completed(payloads): ...`` gives every event once
+        its results are in (``event.get_result()``), in the order they complete. It sends
+        as it goes, with at most ``window`` of its events sent and not yet given, and waits
+        for room in the queue as :meth:`send` does: an endless iterable works too, and a
+        slow loop does not make it hold more. No task and
+        no ``trio.Event`` per event: the cheapest way to run a batch.
+
+        Args:
+            payloads: Payloads (or plain values, as for :meth:`send`), read lazily.
+            window: How many of its events may be sent and not yet given at once.
+
+        Raises:
+            ValueError: ``window`` is not a positive int.
+
+        Each step is a cancel point. Leaving the loop early stops the sending; events
+        already sent are processed as usual. If the queue stops, the events sent before
+        are given first, then the iteration raises ``trio.ClosedResourceError``.
+        """
+        return Completions(self, payloads, window)
+
+    def _send_some(
+        self, first: object, payloads: Iterator[object], room: int, sink: Sink
+    ) -> tuple[int, object]:
+        """
+        Queue ``first`` and what follows in ``payloads``, at most ``room``, while room lasts.
+
+        :meth:`send_nowait` in a loop, for :meth:`as_completed`: each event is told to
+        ``sink``.
+
+        Returns:
+            How many were queued, and the first payload not queued (``END`` if none is left).
+
+        Raises:
+            trio.ClosedResourceError: As :meth:`send_nowait` (nothing lost: the payload it
+                could not queue is not taken from ``payloads``).
+        """
+        channel, now, pacer = self._channel, self._now, self._pacer
+        if channel.closed:
+            raise _closed()
+        offer, sent = channel.offer, 0
+        payload = first
+        try:
+            while sent < room:
+                event: CollectorEvent[T] = CollectorEvent(
+                    payload if type(payload) is Payload else Payload(payload), now(), pacer
+                )
+                offer(event)  # send_nowait without the closed check made above
+                event._done = sink  # event._notify(sink), inlined: it cannot be done yet
+                sent += 1
+                payload = next(payloads, END)
+                if payload is END:
+                    break
+        except trio.WouldBlock:
+            self._supervisor.wake()  # a full queue: grow the pool for it now
+        if len(channel.buffer) > self._supervisor.wake_above:
+            self._supervisor.wake()
+        return sent, payload
 
     def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent[T]:
         """
@@ -149,6 +255,6 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             raise
         except trio.ClosedResourceError:
             raise _closed() from None
-        if channel.queued > supervisor.wake_above:
+        if len(channel.buffer) > supervisor.wake_above:
             supervisor.wake()
         return event

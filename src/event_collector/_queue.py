@@ -32,7 +32,7 @@ import trio
 
 from ._channels import QueueChannel, fifo_state, lifo_state, priority_state
 from ._collector import Collector
-from ._data import Error, QueueType, ResultList, _result_list
+from ._data import Error, QueueType, ResultList, _is_priority, _result_list
 from ._delivery import in_flight
 from ._errors import ShutdownError
 from ._event import CollectorEvent, make_pacer
@@ -233,7 +233,7 @@ class CollectorQueue(Generic[T]):
         if not isinstance(queue_type, QueueType):
             raise TypeError(f"queue_type must be a QueueType, got {queue_type!r}")
         self.queue_type = queue_type
-        if type(default_priority) is not int:
+        if not _is_priority(default_priority):  # an int, IntEnum members too, not a bool
             raise TypeError(f"default_priority must be an int, got {default_priority!r}")
         self.default_priority = default_priority
         check_queue_size(max_queue_size)

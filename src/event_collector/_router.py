@@ -13,6 +13,8 @@ from trio.lowlevel import disable_ki_protection
 from ._collector import Collector
 from ._data import _KEY, _TOPIC, Error, Ok, Payload, Result, ResultList, _result_list
 from ._delivery import InFlight, in_flight, log_failure
+from ._eager import Join, finish
+from ._errors import ShutdownError
 
 __all__ = ["Router", "SimpleRouter"]
 
@@ -44,6 +46,9 @@ class Router(Generic[T]):
         # The 1-tuple of each collector's key, made once: a one-collector result keeps it.
         self._keys = {collector: (collector.key,) for collector in self.collectors}
         self._selects = type(self).handle_event is Router.handle_event
+        # Collectors by key, where select() is SimpleRouter's own: _route looks a one-key
+        # payload up here itself, without the call.
+        self._key_routes: dict[str, tuple[Collector[T], ...]] | None = None
 
     def select(self, payload: Payload[Any]) -> Sequence[Collector[T]]:
         """
@@ -92,21 +97,50 @@ class Router(Generic[T]):
         if not collectors:
             return NOT_DELIVERED
         results: list[Result[T] | None] = [None] * len(collectors)
-        if flight is not None:
-            flight.collectors, flight.results = collectors, results
-
-        async def run(index: int, collector: Collector[T]) -> None:
-            results[index] = await collector.process(payload)
-
-        last = len(collectors) - 1
-        async with trio.open_nursery() as nursery:
-            for index in range(last):
-                nursery.start_soon(run, index, collectors[index])
-            await run(last, collectors[last])  # in this task: one spawn fewer
-        if flight is not None:
-            flight.results = None  # on cancellation they stay, for the consumer to read
+        keys = tuple(c.key for c in collectors)
+        if flight is None or flight.nursery is None:  # outside a consumer: a nursery of its own
+            await _gather(payload, collectors, results)
+            return _result_list(tuple(r for r in results if r is not None), keys)
+        flight.collectors, flight.results = collectors, results
+        # Eager: each processor starts in this task (see _eager). Those that finish without
+        # waiting cost a call; at the first that waits, the rest start as tasks beside it.
+        fatal: list[BaseException] = []
+        for index, collector in enumerate(collectors):
+            coro = collector.process(payload)
+            try:
+                trap = coro.send(None)
+            except StopIteration as done:
+                results[index] = done.value
+                continue
+            except BaseException as exc:  # not an Exception (process() catches those)
+                fatal.append(exc)  # the others still run, as they would in a nursery
+                continue
+            rest = range(index + 1, len(collectors))
+            join = Join(len(rest))
+            for later in rest:
+                flight.nursery.start_soon(_run, payload, collectors[later], results, later, join)
+            try:
+                try:
+                    results[index] = await finish(coro, trap)
+                finally:
+                    await join.wait()
+            except trio.Cancelled:
+                if not fatal:
+                    raise
+                # An earlier processor's own BaseException goes first, as out of a nursery
+                # (where the cancellation is dropped: the next checkpoint raises it again).
+            except BaseException as exc:
+                if not fatal:
+                    raise
+                fatal.append(exc)
+            if None in results and not fatal:  # one of the rest was cancelled: so is this
+                await trio.lowlevel.checkpoint_if_cancelled()
+            break
+        if fatal:
+            raise fatal[0] if len(fatal) == 1 else BaseExceptionGroup("processors failed", fatal)
+        flight.results = None  # on cancellation they stay, for the consumer to read
         return _result_list(
-            tuple(r for r in results if r is not None), tuple(c.key for c in collectors)
+            tuple(Error(ShutdownError()) if r is None else r for r in results), keys
         )
 
     @disable_ki_protection
@@ -131,7 +165,12 @@ class Router(Generic[T]):
                         f"router must return a ResultList, got {type(results).__name__}"
                     )
                 return results, ()
-            collectors = self.select(payload)
+            collectors: Sequence[Collector[T]]
+            routes = self._key_routes
+            if routes is not None and payload.delivery is _KEY and len(payload.keys) == 1:
+                collectors = routes.get(payload.keys[0], ())  # SimpleRouter.select, inlined
+            else:
+                collectors = self.select(payload)
             if len(collectors) != 1:
                 return await self.deliver(payload, collectors), ()
             collector = collectors[0]
@@ -141,6 +180,37 @@ class Router(Generic[T]):
         except Exception as exc:
             log_failure("router_failed", exc)
             return Error(exc), (None,)
+
+
+async def _run(
+    payload: Payload[Any],
+    collector: Collector[T],
+    results: list[Result[T] | None],
+    index: int,
+    join: Join,
+) -> None:
+    """
+    Run one collector of a fan-out in a task of its own.
+    """
+    try:
+        results[index] = await collector.process(payload)
+    finally:
+        join.ended()
+
+
+async def _gather(
+    payload: Payload[Any], collectors: Sequence[Collector[T]], results: list[Result[T] | None]
+) -> None:
+    """
+    Run ``collectors`` concurrently in a nursery, for a delivery outside any consumer.
+    """
+
+    async def run(index: int, collector: Collector[T]) -> None:
+        results[index] = await collector.process(payload)
+
+    async with trio.open_nursery() as nursery:
+        for index, collector in enumerate(collectors):
+            nursery.start_soon(run, index, collector)
 
 
 @final
@@ -158,7 +228,11 @@ class SimpleRouter(Router[T]):
 
     def __init__(self, collectors: Sequence[Collector[T]]) -> None:
         super().__init__(collectors)
-        self._by_key = {collector.key: (collector,) for collector in self.collectors}
+        self._by_key: dict[str, tuple[Collector[T], ...]] = {
+            collector.key: (collector,) for collector in self.collectors
+        }
+        if type(self).select is SimpleRouter.select:
+            self._key_routes = self._by_key
 
     def select(self, payload: Payload[Any]) -> tuple[Collector[T], ...]:
         """

@@ -3,6 +3,8 @@ The collector queue, its publisher and events, metrics, statistics, bus events, 
 """
 
 from ._event import SCHEDULE_EVERY as SCHEDULE_EVERY
+from ._event import SCHEDULE_SLICE as SCHEDULE_SLICE
+from ._event import YIELD_AFTER as YIELD_AFTER
 from ._event import CollectorEvent as CollectorEvent
 from ._event import SentEvent as SentEvent
 from ._messagebus import ConsumersScaled as ConsumersScaled
@@ -52,9 +54,11 @@ __all__ = [
     "REPORT_INTERVAL",
     "SCALE_DOWN_SAMPLES",
     "SCHEDULE_EVERY",
+    "SCHEDULE_SLICE",
     "SHRINK_MARGINS",
     "WAKE_BACKLOG",
     "WIP_MARGIN",
+    "YIELD_AFTER",
     "CollectorEvent",
     "CollectorQueue",
     "ConsumersScaled",
