@@ -2,6 +2,8 @@
 The collector queue, its publisher and events, metrics, statistics, bus events, constants.
 """
 
+from ._completions import DEFAULT_WINDOW as DEFAULT_WINDOW
+from ._completions import Completions as Completions
 from ._event import SCHEDULE_EVERY as SCHEDULE_EVERY
 from ._event import SCHEDULE_SLICE as SCHEDULE_SLICE
 from ._event import YIELD_AFTER as YIELD_AFTER
@@ -42,6 +44,7 @@ __all__ = [
     "CONSUMER_SHUTDOWN_TIMEOUT",
     "DEFAULT_MAX_CONSUMERS",
     "DEFAULT_MIN_CONSUMERS",
+    "DEFAULT_WINDOW",
     "EVENT_SERVICE_DATA_WINDOW_SIZE",
     "METRICS_COLLECTOR_WINDOW_SIZE",
     "METRICS_WARMUP_INTERVAL",
@@ -61,6 +64,7 @@ __all__ = [
     "YIELD_AFTER",
     "CollectorEvent",
     "CollectorQueue",
+    "Completions",
     "ConsumersScaled",
     "EventPublisher",
     "InitializedQueue",
