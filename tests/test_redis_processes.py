@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import uuid
@@ -231,6 +232,39 @@ class TestRedisRestart:
             names = {entry["worker"] for entry in supervisor.entries("worker_started")}
             assert {entry["worker"] for entry in supervisor.entries("redis_reachable")} == names
             assert supervisor.entries("worker_process_exited") == []
+            await settled(own.url, queue_name)
+
+    async def test_redis_restarted_without_its_data(
+        self, processes: Processes, queue_name: str
+    ) -> None:
+        """
+        Redis back empty (no persistence, or a new server): the worker makes its consumer
+        group again and serves the tasks sent since.
+
+        The worker process used to crash: it took the missing group for a ResponseError,
+        which coredis raises as StreamConsumerGroupError.
+        """
+        with redis_server() as own, trio.fail_after(20):
+            options = ("--credit", "2", "--max-consumers", "2")
+            worker = await start_worker(processes, own.url, queue_name, *options)
+            await worker.wait_for_log("worker_started")
+            async with producer(own.url, queue_name, connect_timeout=20, close_timeout=0) as p:
+                assert ran(await wait_all(await send(p, [1], 0))) == [(1, worker.pid)]
+                gate = Gate(processes)
+                [lost] = await send(p, [0], gate)
+                await gate.wait_started(1)  # running while Redis restarts
+                own.kill()
+                shutil.rmtree(own.directory / "appendonlydir")
+                await trio.to_thread.run_sync(own.start)
+                await trio.sleep(1)  # the reclaimer looks every 0.5 s, the lease keeper 0.33
+                gate.open()
+                await gate.wait_finished(1)
+                held = await send(p, [2, 3], 0.6)  # 0.6 s: past a lease renewal
+                assert ran(await wait_all(held)) == [(2, worker.pid), (3, worker.pid)]
+                # Its result went nowhere: Redis forgot the task (so the lease and the
+                # acknowledgement found nothing); what Redis lost is lost.
+                assert not lost.done
+            assert worker.process.returncode is None, worker.describe()
             await settled(own.url, queue_name)
 
 
