@@ -22,6 +22,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +351,41 @@ class TestSupervisor:
                 await start_worker(processes, server.url, queue_name)
                 assert [n for n, _ in ran(await wait_all(late))] == [4, 5]
             await settled(server.url, queue_name)
+
+
+class TestStartOrder:
+    """
+    A worker started before Redis waits for it; a wrong URL or password is a one-line exit.
+    """
+
+    async def test_worker_and_producer_before_redis(
+        self, processes: Processes, queue_name: str
+    ) -> None:
+        """
+        Both wait, retrying with a backoff behind one warning, and serve once Redis is up.
+
+        The worker used to exit at once with a traceback (status 1): its first call to
+        Redis, which makes the consumer groups, was not retried.
+        """
+        directory = Path(processes.short_dir())
+        own = RedisServer(directory)  # not started yet
+        try:
+            with trio.fail_after(20):
+                worker = await start_worker(processes, own.url, queue_name)
+                [unreachable] = await worker.wait_for_log("redis_unreachable")
+                assert unreachable["url"] == own.url
+                assert unreachable["level"] == "warning"
+                async with producer(own.url, queue_name, connect_timeout=20) as p:
+                    early = await send(p, [1], 0)
+                    await trio.sleep(1)  # several attempts, one line
+                    assert len(worker.entries("redis_unreachable")) == 1
+                    assert worker.process.returncode is None
+                    assert not early[0].done
+                    await trio.to_thread.run_sync(own.start)
+                    await worker.wait_for_log("redis_reachable")
+                    assert ran(await wait_all(early)) == [(1, worker.pid)]
+                worker.process.send_signal(signal.SIGTERM)
+                assert await worker.wait_exit() == 0
+                await settled(own.url, queue_name)
+        finally:
+            own.kill()

@@ -403,7 +403,11 @@ async def open_redis_worker(
             visibility_timeout=visibility,
             max_attempts=attempts,
         )
-        await worker._ensure_groups()
+        try:
+            await worker._ensure_groups()  # a wrong password or URL fails here, at once
+        except RETRYABLE as exc:
+            worker._failed_call(exc)  # Redis is not up (yet): the reader waits for it
+            worker._groups_missing = True
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker._read)
             nursery.start_soon(worker._flush)
