@@ -352,6 +352,26 @@ class TestSupervisor:
                 assert [n for n, _ in ran(await wait_all(late))] == [4, 5]
             await settled(server.url, queue_name)
 
+    async def test_a_signal_while_it_starts_leaves_no_orphan(
+        self, processes: Processes, server: RedisServer, queue_name: str
+    ) -> None:
+        """
+        SIGTERM as soon as the supervisor has started its first worker: it stops that one
+        (and any other it started) and exits 0.
+
+        Its signal handlers used to come after all its workers had started: the signal
+        killed it there and left its workers running, in sessions of their own.
+        """
+        with trio.fail_after(20):
+            supervisor = await start_worker(processes, server.url, queue_name, "--processes", "2")
+            await supervisor.wait_for_log("worker_process_started")
+            supervisor.process.send_signal(signal.SIGTERM)
+            assert await supervisor.wait_exit() == 0
+            started = pids_of(supervisor.entries("worker_process_started"))
+            stopped = pids_of(supervisor.entries("worker_process_stopped"))
+            assert sorted(stopped) == sorted(started)
+            assert not any(alive(pid) for pid in started)
+
 
 class TestStartOrder:
     """
@@ -372,6 +392,10 @@ class TestStartOrder:
         try:
             with trio.fail_after(20):
                 worker = await start_worker(processes, own.url, queue_name)
+                impatient = await start_worker(processes, own.url, queue_name, name="impatient")
+                await impatient.wait_for_log("redis_unreachable")
+                impatient.process.send_signal(signal.SIGTERM)  # stopped while it waits
+                assert await impatient.wait_exit() == 0
                 [unreachable] = await worker.wait_for_log("redis_unreachable")
                 assert unreachable["url"] == own.url
                 assert unreachable["level"] == "warning"

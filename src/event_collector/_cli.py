@@ -18,7 +18,8 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -180,18 +181,30 @@ def _load(path: str) -> list[Any]:
         _fail(str(exc))
 
 
-async def _until_signal(ready: Callable[[], None] | None = None) -> None:
+def _catch_signals() -> ContextManager[AsyncIterator[int]]:
     """
-    Wait for SIGINT or SIGTERM; call ``ready`` (which says so) once they are caught.
+    Catch SIGINT and SIGTERM for the block, for :func:`_until_signal`.
+
+    A command catches them before it starts anything: one that comes while it starts (its
+    worker processes, its connections) is handled once it has started, never kills it
+    half-way (leaving worker processes behind, in sessions of their own).
     """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        if ready is not None:
-            ready()
-        async for signum in signals:
-            structlog.get_logger("event_collector").info(
-                "signal_received", signal=signal.Signals(signum).name
-            )
-            return
+    return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+
+
+async def _until_signal(
+    signals: AsyncIterator[int], ready: Callable[[], None] | None = None
+) -> None:
+    """
+    Call ``ready`` (which says the command is up), then wait for a signal of ``signals``.
+    """
+    if ready is not None:
+        ready()
+    async for signum in signals:
+        structlog.get_logger("event_collector").info(
+            "signal_received", signal=signal.Signals(signum).name
+        )
+        return
 
 
 #: The transports' libraries, whose errors are the user's endpoint or URL, by their name.
@@ -305,16 +318,17 @@ def gateway(
     async def run() -> None:
         from ._gateway import open_gateway  # noqa: PLC0415
 
-        async with open_gateway(
-            producers,
-            workers,
-            capacity=capacity,
-            max_attempts=max_attempts,
-            heartbeat=_heartbeat(heartbeat, liveness),
-            drain_timeout=drain_timeout,
-            curve=curve,
-        ) as running:
-            await _until_signal(lambda: _print_endpoints(running))
+        with _catch_signals() as signals:
+            async with open_gateway(
+                producers,
+                workers,
+                capacity=capacity,
+                max_attempts=max_attempts,
+                heartbeat=_heartbeat(heartbeat, liveness),
+                drain_timeout=drain_timeout,
+                curve=curve,
+            ) as running:
+                await _until_signal(signals, lambda: _print_endpoints(running))
 
     _run(run)
 
@@ -373,14 +387,15 @@ async def _run_workers(
     level = _current_level()
     command = _worker_command(collectors, connect, options, log_level=level)
     log = structlog.get_logger("event_collector").bind(component="supervisor")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: run_worker_processes(
-                command, processes, log=log, stop_timeout=stop_timeout, task_status=task_status
+    with _catch_signals() as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: run_worker_processes(
+                    command, processes, log=log, stop_timeout=stop_timeout, task_status=task_status
+                )
             )
-        )
-        await _until_signal()
-        nursery.cancel_scope.cancel()
+            await _until_signal(signals)
+            nursery.cancel_scope.cancel()
 
 
 def _current_level() -> str:
@@ -483,17 +498,18 @@ def worker(
     async def run() -> None:
         from ._worker import open_worker  # noqa: PLC0415
 
-        async with open_worker(
-            loaded,
-            connect,
-            name=name,
-            credit=credit,
-            drain_timeout=drain_timeout,
-            min_consumers=min_consumers,
-            max_consumers=max_consumers,
-            **transport,
-        ):
-            await _until_signal()
+        with _catch_signals() as signals:
+            async with open_worker(
+                loaded,
+                connect,
+                name=name,
+                credit=credit,
+                drain_timeout=drain_timeout,
+                min_consumers=min_consumers,
+                max_consumers=max_consumers,
+                **transport,
+            ):
+                await _until_signal(signals)
 
     _run(run)
 
@@ -553,29 +569,30 @@ def serve(
             from ._supervise import run_worker_processes  # noqa: PLC0415
 
             log = structlog.get_logger("event_collector").bind(component="supervisor")
-            async with open_gateway(
-                producers,
-                endpoint,
-                capacity=capacity,
-                heartbeat=_heartbeat(heartbeat, liveness),
-                drain_timeout=drain_timeout,
-            ) as running:
-                command = _worker_command(
-                    collectors, running.workers_endpoint, options, log_level=level
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(
-                        lambda task_status: run_worker_processes(
-                            command,
-                            processes,
-                            log=log,
-                            stop_timeout=drain_timeout + 5,
-                            task_status=task_status,
-                        )
+            with _catch_signals() as signals:
+                async with open_gateway(
+                    producers,
+                    endpoint,
+                    capacity=capacity,
+                    heartbeat=_heartbeat(heartbeat, liveness),
+                    drain_timeout=drain_timeout,
+                ) as running:
+                    command = _worker_command(
+                        collectors, running.workers_endpoint, options, log_level=level
                     )
-                    await _until_signal(lambda: _print_endpoints(running))
-                    await running.drain()  # the workers finish what the gateway holds
-                    nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(
+                            lambda task_status: run_worker_processes(
+                                command,
+                                processes,
+                                log=log,
+                                stop_timeout=drain_timeout + 5,
+                                task_status=task_status,
+                            )
+                        )
+                        await _until_signal(signals, lambda: _print_endpoints(running))
+                        await running.drain()  # the workers finish what the gateway holds
+                        nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
 
         level = _current_level()
         _run(run)
