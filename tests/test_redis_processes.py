@@ -413,3 +413,30 @@ class TestStartOrder:
                 await settled(own.url, queue_name)
         finally:
             own.kill()
+
+    async def test_mistakes_are_one_line_and_status_2(
+        self, processes: Processes, queue_name: str
+    ) -> None:
+        """
+        A wrong password, none, or a URL coredis cannot read: one line, status 2.
+
+        They used to end in a traceback and status 1: coredis wraps what leaves its client
+        in an exception group, and a bad URL is a ValueError, neither of which the command
+        took for the user's mistake.
+        """
+        with redis_server(password="s3cret") as own, trio.fail_after(20):
+            mistakes = [
+                (own.url_for(None, "wrong"), "Redis: invalid username-password pair"),
+                (own.url_for(None, None), "Redis: HELLO must be called with the client"),
+                ("redis://:s3cret@localhost:port/0", "Redis: bad URL"),
+            ]
+            started = [
+                (await start_worker(processes, url, queue_name, name=url), message)
+                for url, message in mistakes
+            ]
+            for proc, message in started:
+                assert await proc.wait_exit() == 2, proc.describe()
+                [line] = proc.stderr
+                assert line.startswith("event-collector: error: ")
+                assert message in line
+                assert "s3cret" not in line

@@ -222,14 +222,41 @@ def _run(function: Any, *args: Any) -> None:
     try:
         trio.run(function, *args)
     except Exception as exc:
-        library = type(exc).__module__.split(".")[0]
-        if library in _LIBRARIES or isinstance(exc, OSError):
-            _fail(f"{_LIBRARIES.get(library, 'OS')}: {exc}")
+        error = _sole(exc)
+        library = type(error).__module__.split(".")[0]
+        if library in _LIBRARIES or isinstance(error, OSError):
+            _fail(f"{_LIBRARIES.get(library, 'OS')}: {error}")
         raise
     finally:
         zmq = sys.modules.get("zmq")  # only if the command used ZeroMQ (not with Redis)
         if zmq is not None:
             zmq.Context.instance().term()
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """
+    Return the one exception in ``exc``, a group of one (nested or not), or ``exc``.
+
+    coredis runs its connections in a task group, which wraps what leaves ``async with``
+    the client (a wrong password, say) in an exception group.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _check_redis_url(url: str) -> None:
+    """
+    Fail (one line, no traceback) for a Redis URL that coredis cannot read.
+
+    The URL is not repeated: it may hold a password.
+    """
+    import coredis  # noqa: PLC0415  (the redis extra)
+
+    try:
+        coredis.Redis.from_url(url)
+    except ValueError as exc:
+        _fail(f"Redis: bad URL: {exc}")
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
@@ -463,6 +490,7 @@ def worker(
     redis = is_redis_url(connect)
     if redis:
         _require_redis()
+        _check_redis_url(connect)
     else:
         _require_zmq()
         if queue or visibility_timeout or max_attempts:
