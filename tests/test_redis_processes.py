@@ -434,9 +434,16 @@ class TestStartOrder:
                 (await start_worker(processes, url, queue_name, name=url), message)
                 for url, message in mistakes
             ]
+            # With --processes, the supervisor says so before starting workers it would
+            # restart for ever.
+            supervisor = await start_worker(
+                processes, own.url_for(None, "wrong"), queue_name, "--processes", "2"
+            )
+            started.append((supervisor, "Redis: invalid username-password pair"))
             for proc, message in started:
                 assert await proc.wait_exit() == 2, proc.describe()
                 [line] = proc.stderr
                 assert line.startswith("event-collector: error: ")
                 assert message in line
                 assert "s3cret" not in line
+                assert proc.entries("worker_process_started") == []

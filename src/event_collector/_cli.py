@@ -409,12 +409,15 @@ def _worker_command(
 async def _run_workers(
     collectors: str, connect: str, processes: int, options: dict[str, Any], stop_timeout: float
 ) -> None:
+    from ._producer import is_redis_url  # noqa: PLC0415
     from ._supervise import run_worker_processes  # noqa: PLC0415
 
     level = _current_level()
     command = _worker_command(collectors, connect, options, log_level=level)
     log = structlog.get_logger("event_collector").bind(component="supervisor")
     with _catch_signals() as signals:
+        if is_redis_url(connect):
+            await _redis_lets_in(connect, options["queue"])
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 lambda task_status: run_worker_processes(
@@ -423,6 +426,28 @@ async def _run_workers(
             )
             await _until_signal(signals)
             nursery.cancel_scope.cancel()
+
+
+async def _redis_lets_in(url: str, queue: str | None) -> None:
+    """
+    Raise what every worker process would fail on at once (a wrong password).
+
+    Return if Redis answers, is unreachable (the workers wait for it), or is silent for
+    5 s: a supervisor does not start workers that it would restart for ever.
+    """
+    import coredis  # noqa: PLC0415  (the redis extra)
+
+    from ._redis_producer import RETRYABLE  # noqa: PLC0415
+    from ._redis_streams import DEFAULT_QUEUE, Keys  # noqa: PLC0415
+
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+    with trio.move_on_after(5):
+        try:
+            async with client:
+                await client.get(Keys(queue or DEFAULT_QUEUE).size)  # a right workers have
+        except Exception as exc:
+            if not isinstance(_sole(exc), RETRYABLE):
+                raise
 
 
 def _current_level() -> str:
