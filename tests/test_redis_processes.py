@@ -418,7 +418,8 @@ class TestStartOrder:
         self, processes: Processes, queue_name: str
     ) -> None:
         """
-        A wrong password, none, or a URL coredis cannot read: one line, status 2.
+        A wrong password, none, a URL coredis cannot read, a queue name Redis cannot
+        hash-tag: one line, status 2.
 
         They used to end in a traceback and status 1: coredis wraps what leaves its client
         in an exception group, and a bad URL is a ValueError, neither of which the command
@@ -440,6 +441,8 @@ class TestStartOrder:
                 processes, own.url_for(None, "wrong"), queue_name, "--processes", "2"
             )
             started.append((supervisor, "Redis: invalid username-password pair"))
+            braces = await start_worker(processes, own.url, "a{b}", name="braces")
+            started.append((braces, "--queue: queue must be a non-empty name without braces"))
             for proc, message in started:
                 assert await proc.wait_exit() == 2, proc.describe()
                 [line] = proc.stderr

@@ -245,18 +245,25 @@ def _sole(exc: BaseException) -> BaseException:
     return exc
 
 
-def _check_redis_url(url: str) -> None:
+def _check_redis(url: str, queue: str | None) -> None:
     """
-    Fail (one line, no traceback) for a Redis URL that coredis cannot read.
+    Fail (one line, no traceback) for a Redis URL coredis cannot read, or a bad --queue.
 
     The URL is not repeated: it may hold a password.
     """
     import coredis  # noqa: PLC0415  (the redis extra)
 
+    from ._redis_streams import Keys  # noqa: PLC0415
+
     try:
         coredis.Redis.from_url(url)
     except ValueError as exc:
         _fail(f"Redis: bad URL: {exc}")
+    if queue is not None:
+        try:
+            Keys(queue)
+        except ValueError as exc:
+            _fail(f"--queue: {exc}")
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
@@ -515,7 +522,7 @@ def worker(
     redis = is_redis_url(connect)
     if redis:
         _require_redis()
-        _check_redis_url(connect)
+        _check_redis(connect, queue)
     else:
         _require_zmq()
         if queue or visibility_timeout or max_attempts:
