@@ -46,7 +46,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux process t
 #: The collectors every worker process runs: ``a``, answering ``[key, n, pid, seq]``.
 COLLECTORS = "tests.remote_collectors:one"
 #: Seconds before a dead worker's task is taken by another (it is checked every half).
-VISIBILITY = "1"
+VISIBILITY = "2"
 
 
 @pytest.fixture
@@ -257,10 +257,10 @@ class TestRedisRestart:
                 own.kill()
                 shutil.rmtree(own.directory / "appendonlydir")
                 await trio.to_thread.run_sync(own.start)
-                await trio.sleep(1)  # the reclaimer looks every 0.5 s, the lease keeper 0.33
+                await trio.sleep(1.5)  # the reclaimer looks every 1 s, the lease keeper 0.67
                 gate.open()
                 await gate.wait_finished(1)
-                held = await send(p, [2, 3], 0.6)  # 0.6 s: past a lease renewal
+                held = await send(p, [2, 3], 0.8)  # 0.8 s: past a lease renewal
                 assert ran(await wait_all(held)) == [(2, worker.pid), (3, worker.pid)]
                 # Its result went nowhere: Redis forgot the task (so the lease and the
                 # acknowledgement found nothing); what Redis lost is lost.
