@@ -197,8 +197,14 @@ class Processes:
         """
         Start ``python -m event_collector --log-format json ARGS``.
         """
+        return await self.start_command(name, command(*args))
+
+    async def start_command(self, name: str, argv: Sequence[str]) -> Proc:
+        """
+        Start the command ``argv`` (a test's own helper program, say) like the others.
+        """
         process = await trio.lowlevel.open_process(
-            command(*args),
+            list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
@@ -264,6 +270,42 @@ class Processes:
     def remove_dirs(self) -> None:
         for path in self._dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+class Gate:
+    """
+    A directory the ``remote_collectors`` processors wait on (see there): tasks that have
+    started are listed in it, and they all finish once it is opened.
+    """
+
+    def __init__(self, processes: Processes) -> None:
+        self.path = Path(processes.short_dir())
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def _read(self, name: str) -> list[int]:
+        path = self.path / name
+        return [int(n) for n in path.read_text().split()] if path.exists() else []
+
+    def started(self) -> list[int]:
+        return self._read("started")
+
+    def finished(self) -> list[int]:
+        return self._read("finished")
+
+    async def wait_started(self, count: int) -> list[int]:
+        while len(self.started()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
+            await trio.sleep(0.01)
+        return self.started()
+
+    async def wait_finished(self, count: int) -> list[int]:
+        while len(self.finished()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
+            await trio.sleep(0.01)
+        return self.finished()
+
+    def open(self) -> None:
+        (self.path / "open").touch()
 
 
 def _descendants(pid: int) -> list[int]:

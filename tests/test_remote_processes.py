@@ -49,7 +49,16 @@ from event_collector.remote import (
 
 from . import remote_collectors
 from .processes import HEARTBEAT as HEARTBEAT_OPTIONS
-from .processes import Proc, Processes, alive, children, pids_of, rss_kib, running_processes
+from .processes import (
+    Gate,
+    Proc,
+    Processes,
+    alive,
+    children,
+    pids_of,
+    rss_kib,
+    running_processes,
+)
 from .strategies import wire_frames
 
 # /proc (RSS, liveness), pgrep, process groups and ipc:// endpoints.
@@ -218,42 +227,6 @@ class TestRouting:
             nursery.start_soon(produce, "first", 0)
             nursery.start_soon(produce, "second", 10_000)
         assert sorted(received) == ["first", "second"]
-
-
-class Gate:
-    """
-    A directory the ``remote_collectors`` processors wait on (see there): tasks that have
-    started are listed in it, and they all finish once it is opened.
-    """
-
-    def __init__(self, processes: Processes) -> None:
-        self.path = Path(processes.short_dir())
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    def _read(self, name: str) -> list[int]:
-        path = self.path / name
-        return [int(n) for n in path.read_text().split()] if path.exists() else []
-
-    def started(self) -> list[int]:
-        return self._read("started")
-
-    def finished(self) -> list[int]:
-        return self._read("finished")
-
-    async def wait_started(self, count: int) -> list[int]:
-        while len(self.started()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
-            await trio.sleep(0.01)
-        return self.started()
-
-    async def wait_finished(self, count: int) -> list[int]:
-        while len(self.finished()) < count:  # noqa: ASYNC110  (a file: nothing to wait on)
-            await trio.sleep(0.01)
-        return self.finished()
-
-    def open(self) -> None:
-        (self.path / "open").touch()
 
 
 def worker_of(pid: int, name: str) -> bool:

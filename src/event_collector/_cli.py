@@ -18,7 +18,8 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -180,18 +181,30 @@ def _load(path: str) -> list[Any]:
         _fail(str(exc))
 
 
-async def _until_signal(ready: Callable[[], None] | None = None) -> None:
+def _catch_signals() -> ContextManager[AsyncIterator[int]]:
     """
-    Wait for SIGINT or SIGTERM; call ``ready`` (which says so) once they are caught.
+    Catch SIGINT and SIGTERM for the block, for :func:`_until_signal`.
+
+    A command catches them before it starts anything: one that comes while it starts (its
+    worker processes, its connections) is handled once it has started, never kills it
+    half-way (leaving worker processes behind, in sessions of their own).
     """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        if ready is not None:
-            ready()
-        async for signum in signals:
-            structlog.get_logger("event_collector").info(
-                "signal_received", signal=signal.Signals(signum).name
-            )
-            return
+    return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+
+
+async def _until_signal(
+    signals: AsyncIterator[int], ready: Callable[[], None] | None = None
+) -> None:
+    """
+    Call ``ready`` (which says the command is up), then wait for a signal of ``signals``.
+    """
+    if ready is not None:
+        ready()
+    async for signum in signals:
+        structlog.get_logger("event_collector").info(
+            "signal_received", signal=signal.Signals(signum).name
+        )
+        return
 
 
 #: The transports' libraries, whose errors are the user's endpoint or URL, by their name.
@@ -209,14 +222,48 @@ def _run(function: Any, *args: Any) -> None:
     try:
         trio.run(function, *args)
     except Exception as exc:
-        library = type(exc).__module__.split(".")[0]
-        if library in _LIBRARIES or isinstance(exc, OSError):
-            _fail(f"{_LIBRARIES.get(library, 'OS')}: {exc}")
+        error = _sole(exc)
+        library = type(error).__module__.split(".")[0]
+        if library in _LIBRARIES or isinstance(error, OSError):
+            _fail(f"{_LIBRARIES.get(library, 'OS')}: {error}")
         raise
     finally:
         zmq = sys.modules.get("zmq")  # only if the command used ZeroMQ (not with Redis)
         if zmq is not None:
             zmq.Context.instance().term()
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """
+    Return the one exception in ``exc``, a group of one (nested or not), or ``exc``.
+
+    coredis runs its connections in a task group, which wraps what leaves ``async with``
+    the client (a wrong password, say) in an exception group.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _check_redis(url: str, queue: str | None) -> None:
+    """
+    Fail (one line, no traceback) for a Redis URL coredis cannot read, or a bad --queue.
+
+    The URL is not repeated: it may hold a password.
+    """
+    import coredis  # noqa: PLC0415  (the redis extra)
+
+    from ._redis_streams import Keys  # noqa: PLC0415
+
+    try:
+        coredis.Redis.from_url(url)
+    except ValueError as exc:
+        _fail(f"Redis: bad URL: {exc}")
+    if queue is not None:
+        try:
+            Keys(queue)
+        except ValueError as exc:
+            _fail(f"--queue: {exc}")
 
 
 def _curve_server(secret: Path | None, clients: Path | None) -> Any:
@@ -305,16 +352,17 @@ def gateway(
     async def run() -> None:
         from ._gateway import open_gateway  # noqa: PLC0415
 
-        async with open_gateway(
-            producers,
-            workers,
-            capacity=capacity,
-            max_attempts=max_attempts,
-            heartbeat=_heartbeat(heartbeat, liveness),
-            drain_timeout=drain_timeout,
-            curve=curve,
-        ) as running:
-            await _until_signal(lambda: _print_endpoints(running))
+        with _catch_signals() as signals:
+            async with open_gateway(
+                producers,
+                workers,
+                capacity=capacity,
+                max_attempts=max_attempts,
+                heartbeat=_heartbeat(heartbeat, liveness),
+                drain_timeout=drain_timeout,
+                curve=curve,
+            ) as running:
+                await _until_signal(signals, lambda: _print_endpoints(running))
 
     _run(run)
 
@@ -368,19 +416,45 @@ def _worker_command(
 async def _run_workers(
     collectors: str, connect: str, processes: int, options: dict[str, Any], stop_timeout: float
 ) -> None:
+    from ._producer import is_redis_url  # noqa: PLC0415
     from ._supervise import run_worker_processes  # noqa: PLC0415
 
     level = _current_level()
     command = _worker_command(collectors, connect, options, log_level=level)
     log = structlog.get_logger("event_collector").bind(component="supervisor")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: run_worker_processes(
-                command, processes, log=log, stop_timeout=stop_timeout, task_status=task_status
+    with _catch_signals() as signals:
+        if is_redis_url(connect):
+            await _redis_lets_in(connect, options["queue"])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: run_worker_processes(
+                    command, processes, log=log, stop_timeout=stop_timeout, task_status=task_status
+                )
             )
-        )
-        await _until_signal()
-        nursery.cancel_scope.cancel()
+            await _until_signal(signals)
+            nursery.cancel_scope.cancel()
+
+
+async def _redis_lets_in(url: str, queue: str | None) -> None:
+    """
+    Raise what every worker process would fail on at once (a wrong password).
+
+    Return if Redis answers, is unreachable (the workers wait for it), or is silent for
+    5 s: a supervisor does not start workers that it would restart for ever.
+    """
+    import coredis  # noqa: PLC0415  (the redis extra)
+
+    from ._redis_producer import RETRYABLE  # noqa: PLC0415
+    from ._redis_streams import DEFAULT_QUEUE, Keys  # noqa: PLC0415
+
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+    with trio.move_on_after(5):
+        try:
+            async with client:
+                await client.get(Keys(queue or DEFAULT_QUEUE).size)  # a right workers have
+        except Exception as exc:
+            if not isinstance(_sole(exc), RETRYABLE):
+                raise
 
 
 def _current_level() -> str:
@@ -448,6 +522,7 @@ def worker(
     redis = is_redis_url(connect)
     if redis:
         _require_redis()
+        _check_redis(connect, queue)
     else:
         _require_zmq()
         if queue or visibility_timeout or max_attempts:
@@ -483,17 +558,18 @@ def worker(
     async def run() -> None:
         from ._worker import open_worker  # noqa: PLC0415
 
-        async with open_worker(
-            loaded,
-            connect,
-            name=name,
-            credit=credit,
-            drain_timeout=drain_timeout,
-            min_consumers=min_consumers,
-            max_consumers=max_consumers,
-            **transport,
-        ):
-            await _until_signal()
+        with _catch_signals() as signals:
+            async with open_worker(
+                loaded,
+                connect,
+                name=name,
+                credit=credit,
+                drain_timeout=drain_timeout,
+                min_consumers=min_consumers,
+                max_consumers=max_consumers,
+                **transport,
+            ):
+                await _until_signal(signals)
 
     _run(run)
 
@@ -553,29 +629,30 @@ def serve(
             from ._supervise import run_worker_processes  # noqa: PLC0415
 
             log = structlog.get_logger("event_collector").bind(component="supervisor")
-            async with open_gateway(
-                producers,
-                endpoint,
-                capacity=capacity,
-                heartbeat=_heartbeat(heartbeat, liveness),
-                drain_timeout=drain_timeout,
-            ) as running:
-                command = _worker_command(
-                    collectors, running.workers_endpoint, options, log_level=level
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(
-                        lambda task_status: run_worker_processes(
-                            command,
-                            processes,
-                            log=log,
-                            stop_timeout=drain_timeout + 5,
-                            task_status=task_status,
-                        )
+            with _catch_signals() as signals:
+                async with open_gateway(
+                    producers,
+                    endpoint,
+                    capacity=capacity,
+                    heartbeat=_heartbeat(heartbeat, liveness),
+                    drain_timeout=drain_timeout,
+                ) as running:
+                    command = _worker_command(
+                        collectors, running.workers_endpoint, options, log_level=level
                     )
-                    await _until_signal(lambda: _print_endpoints(running))
-                    await running.drain()  # the workers finish what the gateway holds
-                    nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(
+                            lambda task_status: run_worker_processes(
+                                command,
+                                processes,
+                                log=log,
+                                stop_timeout=drain_timeout + 5,
+                                task_status=task_status,
+                            )
+                        )
+                        await _until_signal(signals, lambda: _print_endpoints(running))
+                        await running.drain()  # the workers finish what the gateway holds
+                        nursery.cancel_scope.cancel()  # then they stop, one SIGTERM each
 
         level = _current_level()
         _run(run)

@@ -98,6 +98,7 @@ class RedisWorker(Worker):
         self._complete_script = client.register_script(COMPLETE)
         self._slot = trio.lowlevel.ParkingLot()  # the reader, waiting for free capacity
         self._failing_since: float | None = None
+        self._groups_missing = False  # the reader makes the group on every stream again
         self._reading = True
         self._read_done = trio.Event()
 
@@ -141,11 +142,12 @@ class RedisWorker(Worker):
                     await self._slot.park()
                     continue
                 try:
+                    if self._groups_missing:
+                        await self._ensure_groups()
+                        self._groups_missing = False
                     entries = await self._take(free) or await self._wait_for_tasks()
-                except coredis.exceptions.ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    await self._ensure_groups()  # Redis lost them (restarted without data)
+                except coredis.exceptions.StreamConsumerGroupError:
+                    self._groups_missing = True  # Redis lost them (restarted without data)
                     continue
                 except RETRYABLE as exc:
                     self._failed_call(exc)
@@ -302,6 +304,8 @@ class RedisWorker(Worker):
                     if not entries:
                         continue
                     counts = await self._deliveries(stream, entries)
+                except coredis.exceptions.StreamConsumerGroupError:
+                    break  # Redis lost the groups: the reader makes them again
                 except RETRYABLE as exc:
                     self._failed_call(exc)
                     break
@@ -340,6 +344,8 @@ class RedisWorker(Worker):
                 async with self._client.pipeline(transaction=False) as pipe:
                     for stream, entries in held.items():
                         pipe.xclaim(stream, GROUP, self.name, 0, entries, justid=True)
+            except coredis.exceptions.StreamConsumerGroupError:
+                pass  # Redis lost the groups, and the tasks with them
             except RETRYABLE as exc:
                 self._failed_call(exc)
 
@@ -397,7 +403,11 @@ async def open_redis_worker(
             visibility_timeout=visibility,
             max_attempts=attempts,
         )
-        await worker._ensure_groups()
+        try:
+            await worker._ensure_groups()  # a wrong password or URL fails here, at once
+        except RETRYABLE as exc:
+            worker._failed_call(exc)  # Redis is not up (yet): the reader waits for it
+            worker._groups_missing = True
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker._read)
             nursery.start_soon(worker._flush)
