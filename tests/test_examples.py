@@ -389,3 +389,16 @@ class TestTcpIngest:
             assert data, f"the process exited: {out.buffer!r}"
             out.buffer += data
         return out.buffer.decode().splitlines()[:count]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ipc:// endpoints")
+class TestCurve:
+    """
+    curve.py: a client whose key the gateway holds is served; an unknown one is not.
+    """
+
+    async def test_output(self) -> None:
+        assert await run_example("curve.py") == [
+            "producer-1: hello over CURVE",
+            "intruder: no answer from the gateway (GatewayError)",
+        ]
