@@ -33,6 +33,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(Awaitable|Iterable|Iterator|AsyncIterator|ExceptionGroup|TracebackType)"),
     (r"py:.*", r"(_AnyResult|Processor|Lifecycle|MonotonicTime|FilteringBoundLogger)"),
     (r"py:.*", r"(TaskStatus|Nursery|SendChannel|ReceiveChannel|MemoryChannelStatistics)"),
+    (r"py:.*", r"hypothesis\..*"),
+    (r"py:.*", r"event_collector\.testing\.(_\w+|strategies)\.[A-Z]"),  # TypeVars
 ]
 
 

@@ -17,6 +17,9 @@ from event_collector import Collector, CollectorQueue, Context, Error, Ok, Paylo
 from event_collector._pool import ConsumerPool
 from event_collector._scaling import Supervisor
 
+#: pytester runs the pytest plugin of the testing kit in tests/test_testing_kit.py.
+pytest_plugins = ["pytester"]
+
 Processor = Callable[[Payload[Any], Context], Awaitable[Result[Any]]]
 
 

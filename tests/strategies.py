@@ -1,65 +1,20 @@
 """
-Hypothesis strategies shared by the property tests.
+Hypothesis strategies of the project's own tests: the race fuzzer, the scaling policy, the
+ZeroMQ socket and the wire protocol.
+
+Payloads and collector sets come from the public kit, event_collector.testing.strategies.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 from hypothesis import strategies as st
 
 from event_collector import Delivery, Payload, QueueType
 from event_collector import _wire as wire
-
-#: Collector[Any] keys the strategies draw from.
-KEYS = ["k0", "k1", "k2", "k3"]
-#: Topics the strategies draw from.
-TOPICS = ["t0", "t1", "t2"]
-#: How a test processor behaves: ("ok" | "raise" | "wrong" | "sleep", seconds).
-behaviours = st.one_of(
-    st.just(("ok", 0.0)),
-    st.just(("raise", 0.0)),
-    st.just(("wrong", 0.0)),
-    st.tuples(st.just("sleep"), st.sampled_from([0.5, 1.0, 3.0, 30.0])),
-)
-#: (key, topics) of 1 to 4 collectors with unique keys.
-collector_keys = st.lists(
-    st.tuples(st.sampled_from(KEYS), st.lists(st.sampled_from(TOPICS), max_size=2, unique=True)),
-    min_size=1,
-    max_size=4,
-    unique_by=lambda spec: spec[0],
-)
-
-
-def payloads(values: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[Payload[Any]]:
-    """
-    Payloads of every delivery, naming known and unknown keys and topics, any priority.
-
-    Args:
-        values: Strategy for ``Payload.value``; integers by default.
-    """
-    values = st.integers() if values is None else values
-    priorities = st.none() | st.integers(0, 3)
-    return st.one_of(
-        st.builds(Payload, values, priority=priorities),
-        st.builds(
-            lambda value, keys, priority: Payload(value, Delivery.KEY, keys, priority=priority),
-            values,
-            st.lists(st.sampled_from([*KEYS, "nobody"]), min_size=1, max_size=3),
-            priorities,
-        ),
-        st.builds(
-            lambda value, topics, priority: Payload(
-                value, Delivery.TOPIC, topics=topics, priority=priority
-            ),
-            values,
-            st.lists(st.sampled_from([*TOPICS, "nothing"]), min_size=1, max_size=3),
-            priorities,
-        ),
-    )
-
+from event_collector.testing.strategies import KEYS, TOPICS
 
 #: One step of a ZmqSocket interleaving: ("send", messages), ("receive", cancel) or
 #: ("batch", max_messages, cancel); cancel is None (not cancelled) or (n, send_first): the
@@ -276,7 +231,7 @@ def race_scenarios(draw: st.DrawFn) -> Scenario:
         return Send(
             delay,
             draw(st.booleans()),
-            draw(_payloads(next(next_id), keys, TOPICS[:2], fatal, behaviours)),
+            draw(_payloads(next(next_id), keys, list(TOPICS[:2]), fatal, behaviours)),
             draw(st.none() | st.none() | st.sampled_from([0.0, 0.005, 0.1])),
             draw(st.none() | st.sampled_from([0.0, 0.01, 0.3, math.inf])),
         )

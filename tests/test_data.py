@@ -29,8 +29,7 @@ from event_collector import (
     Result,
     ResultList,
 )
-
-from .strategies import KEYS
+from event_collector.testing.strategies import KEYS
 
 #: An ``Ok`` of an integer or an ``Error`` of a text (wrapped in ProcessingError).
 results = st.one_of(st.builds(Ok, st.integers()), st.builds(Error, st.text(max_size=5)))

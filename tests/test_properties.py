@@ -15,7 +15,6 @@ from event_collector import (
     Collector,
     CollectorEvent,
     CollectorQueue,
-    Context,
     Error,
     Ok,
     Payload,
@@ -24,39 +23,28 @@ from event_collector import (
     ShutdownError,
     SimpleRouter,
 )
+from event_collector.testing import Recorder, assert_all_resolved
+from event_collector.testing.strategies import collector_sets, payloads, recorders
 
-from .strategies import behaviours, collector_keys, payloads
 
-
-@st.composite
-def collector_specs(draw: st.DrawFn) -> list[tuple[str, tuple[str, Any], list[str], float | None]]:
+def wrong_type(payload: Payload[Any]) -> Result[Any]:
     """
-    Collectors as (key, behaviour, topics, timeout).
+    A processor's mistake: return something that is neither Ok nor Error.
     """
-    return [
-        (key, draw(behaviours), topics, draw(st.sampled_from([None, 2.0])))
-        for key, topics in draw(collector_keys)
-    ]
+    return "not a result"  # type: ignore[return-value]  # the mistake under test
 
 
-def make_processor(behaviour: tuple[str, Any]) -> Any:
-    kind, seconds = behaviour
-
-    async def process(payload: Payload[Any], ctx: Context) -> Result[Any]:
-        if kind == "raise":
-            raise ValueError(payload.value)
-        if kind == "wrong":
-            return "not a result"  # type: ignore[return-value]  # a processor mistake
-        if kind == "sleep":
-            await trio.sleep(seconds)
-        return Ok(payload.value)
-
-    return process
+#: Collectors that return Ok(value) or Error, raise, return the wrong type, or sleep first;
+#: with or without a timeout.
+collector_specs = collector_sets(
+    recorders() | st.builds(Recorder, result=st.just(wrong_type)),
+    timeouts=st.sampled_from([None, 2.0]),
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    specs=collector_specs(),
+    collectors=collector_specs,
     sends=st.lists(st.tuples(payloads(), st.sampled_from([0.0, 0.0, 0.25, 1.0])), max_size=25),
     consumers=st.integers(1, 4),
     queue_type=st.sampled_from(QueueType),
@@ -64,17 +52,13 @@ def make_processor(behaviour: tuple[str, Any]) -> Any:
     timeout=st.sampled_from([0.5, 5.0, 50.0]),
 )
 def test_every_event_resolves_once_with_one_result_per_collector(
-    specs: list[tuple[str, tuple[str, Any], list[str], float | None]],
+    collectors: list[Collector[Any]],
     sends: list[tuple[Payload[int], float]],
     consumers: int,
     queue_type: QueueType,
     ending: str,
     timeout: float,
 ) -> None:
-    collectors = [
-        Collector(key, make_processor(behaviour), topics=topics, timeout=limit)
-        for key, behaviour, topics, limit in specs
-    ]
     router = SimpleRouter(collectors)
     events: list[CollectorEvent[Any]] = []
     wakeups: list[CollectorEvent[Any]] = []
@@ -112,6 +96,7 @@ def test_every_event_resolves_once_with_one_result_per_collector(
 
     trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
 
+    assert_all_resolved(events)
     assert len(wakeups) == len(events) == len({id(e) for e in wakeups})
     for event in events:
         results = event.get_result()
@@ -126,17 +111,7 @@ def test_every_event_resolves_once_with_one_result_per_collector(
             )
         else:
             assert results.keys == expected
-            for (key, result), spec in zip(
-                results.items(), specs_for(expected, specs), strict=True
-            ):
-                assert key == spec[0]
+            for result in results:
                 assert isinstance(result, Ok | Error)
                 if isinstance(result, Ok):
                     assert result.value == event.payload.value
-
-
-def specs_for(
-    keys: tuple[str, ...], specs: list[tuple[str, tuple[str, Any], list[str], float | None]]
-) -> list[tuple[str, tuple[str, Any], list[str], float | None]]:
-    by_key = {spec[0]: spec for spec in specs}
-    return [by_key[key] for key in keys]

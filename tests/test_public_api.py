@@ -25,8 +25,25 @@ PUBLIC_MODULES = [
     "event_collector",
     *(
         f"event_collector.{m}"
-        for m in ("data", "collector", "router", "queue", "channels", "messagebus", "remote")
+        for m in (
+            "data",
+            "collector",
+            "router",
+            "queue",
+            "channels",
+            "messagebus",
+            "remote",
+            "testing",
+            "testing.strategies",
+            "testing.pytest_plugin",
+        )
     ),
+]
+#: The testing kit's modules, documented name by name.
+TESTING_NAMES = [
+    (module_name, name)
+    for module_name in ("event_collector.testing", "event_collector.testing.strategies")
+    for name in importlib.import_module(module_name).__all__
 ]
 API_DOCS = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
 
@@ -94,6 +111,14 @@ class TestPresentation:
             assert obj.__module__ in ("event_collector", "event_collector.remote")
         if inspect.isfunction(obj) or inspect.isclass(obj):
             assert f"event_collector.remote.{name}" in API_DOCS or name.endswith("Error")
+
+    @pytest.mark.parametrize(("module_name", "name"), TESTING_NAMES)
+    def test_testing_kit_names_are_public_and_documented(self, module_name: str, name: str) -> None:
+        obj = getattr(importlib.import_module(module_name), name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == module_name
+            assert inspect.getdoc(obj), f"{name} has no docstring"
+        assert f"{module_name}.{name}" in API_DOCS, f"{name} missing from docs/api.rst"
 
     def test_repr_of_a_class(self) -> None:
         assert repr(event_collector.CollectorQueue) == "<class 'event_collector.CollectorQueue'>"

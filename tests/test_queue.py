@@ -35,6 +35,7 @@ from event_collector import (
 )
 from event_collector import queue as queue_module
 from event_collector.queue import SCHEDULE_EVERY
+from event_collector.testing import Recorder
 
 from .conftest import echo, fail, fixed, refuse, schedule_points, sleeper
 
@@ -490,20 +491,14 @@ class TestQueueTypes:
     async def order_of(
         self, queue_type: QueueType, payloads: list[Payload[int]], **options: Any
     ) -> list[int]:
-        seen: list[int] = []
-
-        async def record(payload: Payload[int], ctx: Context) -> Result[int]:
-            seen.append(payload.value)
-            await trio.sleep(1)
-            return Ok(payload.value)
-
-        async with fixed([Collector("a", record)], queue_type=queue_type, **options) as queue:
+        recorder = Recorder(delay=1)
+        async with fixed([recorder.collector("a")], queue_type=queue_type, **options) as queue:
             publisher = queue.get_publisher()
             await publisher.send(Payload(-1))  # occupies the only consumer
             await trio.testing.wait_all_tasks_blocked()
             for payload in payloads:
                 await publisher.send(payload)
-        return seen[1:]
+        return recorder.values[1:]
 
     async def test_fifo(self, autojump_clock: trio.abc.Clock) -> None:
         payloads = [Payload(i, priority=p) for i, p in enumerate([5, 1, 3])]

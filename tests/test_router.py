@@ -27,9 +27,10 @@ from event_collector import (
     Router,
     SimpleRouter,
 )
+from event_collector.testing import Recorder, assert_routed_exactly, recorder_of
+from event_collector.testing.strategies import collector_sets, payloads
 
 from .conftest import Processor, echo, fail, sleeper
-from .strategies import KEYS, collector_keys, payloads
 
 
 def collectors() -> list[Collector[Any]]:
@@ -326,14 +327,15 @@ class TestRoutingProperty:
     """For any collectors and payload, routing reaches exactly the matching collectors."""
 
     @settings(max_examples=200, deadline=None)
-    @given(specs=collector_keys, payload=payloads(), failing=st.sets(st.sampled_from(KEYS)))
-    def test_select_and_deliver(
-        self, specs: list[tuple[str, list[str]]], payload: Payload[int], failing: set[str]
-    ) -> None:
-        chosen = [
-            Collector(key, fail if key in failing else sleeper(1), topics=topics)
-            for key, topics in specs
-        ]
+    @given(
+        chosen=collector_sets(
+            st.builds(Recorder, delay=st.just(1.0))
+            | st.builds(Recorder, raises=st.builds(ValueError, st.just("failed")))
+        ),
+        payload=payloads(),
+    )
+    def test_select_and_deliver(self, chosen: list[Collector[Any]], payload: Payload[int]) -> None:
+        failing = {c.key for c in chosen if recorder_of(c).raises is not None}
         router = SimpleRouter(chosen)
         if payload.delivery is Delivery.KEY:
             expected = [c for c in chosen if c.key in payload.keys]
@@ -356,13 +358,14 @@ class TestRoutingProperty:
             assert results == NOT_DELIVERED
             assert elapsed == 0
             return
+        assert_routed_exactly(results, [c.key for c in expected])
         assert results.keys == tuple(c.key for c in expected)
         assert results.delivered is True
         assert elapsed == (0 if all(c.key in failing for c in expected) else 1)
-        for key, result in results.items():
+        for collector, (key, result) in zip(expected, results.items(), strict=True):
+            assert recorder_of(collector).received_by(collector.key) == [payload]
             if key in failing:
                 assert isinstance(result, Error)
-                assert type(result.error) is ValueError
-                assert result.error.args == (payload.value,)
+                assert result.error is recorder_of(collector).raises
             else:
                 assert result == Ok(payload.value)

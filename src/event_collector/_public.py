@@ -27,6 +27,14 @@ class NoPublicConstructor(type):
         return instance
 
 
+def _is_private(module: str) -> bool:
+    """
+    Whether ``module`` is private to the package: ``event_collector._x``, ``.testing._y``.
+    """
+    parts = module.split(".")
+    return parts[0] == "event_collector" and any(part.startswith("_") for part in parts[1:])
+
+
 def fixup_module_metadata(module_name: str, namespace: Mapping[str, object]) -> None:
     """
     Give the public names of ``namespace`` the public module ``module_name`` as their home.
@@ -41,7 +49,7 @@ def fixup_module_metadata(module_name: str, namespace: Mapping[str, object]) -> 
             return
         seen.add(id(obj))
         module = getattr(obj, "__module__", None)
-        if module is None or not module.startswith("event_collector._"):
+        if module is None or not _is_private(module):
             return
         try:
             obj.__module__ = module_name
