@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"
 PAGES = sorted(DOCS.glob("*.rst"))
-SCRIPTS = sorted(path for path in EXAMPLES.glob("*.py") if path.name != "__init__.py")
+SCRIPTS = sorted(path for path in EXAMPLES.rglob("*.py") if path.name != "__init__.py")
 
 #: Languages a code block may have: anything but Python.
 ALLOWED_LANGUAGES = {
@@ -163,7 +163,7 @@ class TestIncludes:
             where = f"{page.name}:{number}"
             assert target.is_file(), f"{where}: {target} does not exist"
             if target.suffix == ".py":
-                assert target.parent == EXAMPLES, f"{where}: Python from outside examples/"
+                assert target.is_relative_to(EXAMPLES), f"{where}: Python from outside examples/"
             if "pyobject" in options:
                 assert defines(target, options["pyobject"]), (
                     f"{where}: {target.name} defines no {options['pyobject']}"

@@ -625,7 +625,15 @@ class TestExampleSuite:
 
     def test_example_suite_passes(self) -> None:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "examples/testing"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "examples/testing/test_user_suite.py",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
