@@ -9,8 +9,10 @@ from ._messagebus import ConsumersScaled as ConsumersScaled
 from ._messagebus import InitializedQueue as InitializedQueue
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
+from ._metrics import Histogram as Histogram
 from ._metrics import Metrics as Metrics
 from ._metrics import QueueStatistics as QueueStatistics
+from ._metrics import TimeHistograms as TimeHistograms
 from ._options import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
 from ._options import CONSUMER_SHUTDOWN_TIMEOUT as CONSUMER_SHUTDOWN_TIMEOUT
 from ._options import DEFAULT_MAX_CONSUMERS as DEFAULT_MAX_CONSUMERS
@@ -21,6 +23,7 @@ from ._options import METRICS_WARMUP_INTERVAL as METRICS_WARMUP_INTERVAL
 from ._options import MIN_METRICS_COLLECTOR_WINDOW_SIZE as MIN_METRICS_COLLECTOR_WINDOW_SIZE
 from ._options import MONITOR_INTERVAL as MONITOR_INTERVAL
 from ._options import REPORT_INTERVAL as REPORT_INTERVAL
+from ._options import TIME_BUCKETS as TIME_BUCKETS
 from ._options import WIP_MARGIN as WIP_MARGIN
 from ._options import MonotonicTime as MonotonicTime
 from ._publisher import EventPublisher as EventPublisher
@@ -53,12 +56,14 @@ __all__ = [
     "SCALE_DOWN_SAMPLES",
     "SCHEDULE_EVERY",
     "SHRINK_MARGINS",
+    "TIME_BUCKETS",
     "WAKE_BACKLOG",
     "WIP_MARGIN",
     "CollectorEvent",
     "CollectorQueue",
     "ConsumersScaled",
     "EventPublisher",
+    "Histogram",
     "InitializedQueue",
     "Metrics",
     "MonotonicTime",
@@ -66,4 +71,5 @@ __all__ = [
     "ReportedMetrics",
     "SentEvent",
     "ShutDownQueue",
+    "TimeHistograms",
 ]
