@@ -25,7 +25,16 @@ PUBLIC_MODULES = [
     "event_collector",
     *(
         f"event_collector.{m}"
-        for m in ("data", "collector", "router", "queue", "channels", "messagebus", "remote")
+        for m in (
+            "data",
+            "collector",
+            "router",
+            "queue",
+            "channels",
+            "messagebus",
+            "remote",
+            "prometheus",
+        )
     ),
 ]
 API_DOCS = (Path(__file__).parent.parent / "docs" / "api.rst").read_text()
