@@ -15,6 +15,7 @@ import math
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,6 +35,8 @@ from event_collector.remote import Heartbeat, open_producer
 
 from .processes import HEARTBEAT, Processes, running_processes
 
+#: The example the docs include.
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "prometheus_export.py"
 #: ``{(series name, labels as sorted pairs): value}``, from exposition text.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -453,3 +456,18 @@ class TestProcesses:
             assert sorted(kinds) == [(False, True), (True, False)]
             serve.process.send_signal(signal.SIGTERM)
             assert await serve.wait_exit() == 0, serve.describe()
+
+
+class TestExample:
+    """examples/prometheus_export.py, which the docs include, prints what it says."""
+
+    async def test_runs(self) -> None:
+        with trio.fail_after(30):
+            done = await trio.run_process(
+                [sys.executable, str(EXAMPLE)], capture_stdout=True, capture_stderr=True
+            )
+        assert done.stdout.decode().splitlines() == [
+            'event_collector_queue_load{queue="orders"} 0.0',
+            'event_collector_queue_events_completed_total{queue="orders"} 10.0',
+        ]
+        assert done.stderr == b""  # structlog unconfigured: no info entries

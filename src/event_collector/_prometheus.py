@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover  (the tests extra has it)
         "pip install 'event-collector[prometheus]'"
     ) from exc
 
-from ._logging import logger
+from ._logging import get_logger
 from ._metrics import Histogram
 from ._queue import CollectorQueue
 from ._worker import Worker
@@ -357,7 +357,7 @@ async def serve_metrics(
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
-    log = logger.bind(component="metrics")
+    log = get_logger(True, component="metrics")
 
     async def handler(stream: trio.SocketStream) -> None:
         await _answer(stream, registry, log)

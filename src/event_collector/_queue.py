@@ -171,7 +171,7 @@ class CollectorQueue(Generic[T]):
             out, a router that raised); None logs none. The ``Error`` result always holds
             the exception.
         name: The queue's name, in its log entries (``queue_name``) and as the ``queue``
-            label of its Prometheus series; unlike :attr:`id`, it may stay the same across
+            label of its Prometheus series; unlike the queue's ``id``, it may stay the same across
             runs and processes.
         time_buckets: Upper bounds (seconds, increasing) of the buckets of the service and
             wait time histograms (:meth:`histograms`), such as
