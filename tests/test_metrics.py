@@ -258,8 +258,8 @@ class TestName:
         with structlog.testing.capture_logs() as logs:
             async with one_consumer(name="orders", logging=True):
                 pass
-        started = [entry for entry in logs if entry["event"] == "queue_started"]
-        assert [entry["queue_name"] for entry in started] == ["orders"]
+        starting = [entry for entry in logs if entry["event"] == "queue_starting"]
+        assert [entry["name"] for entry in starting] == ["orders"]
 
     @pytest.mark.parametrize(
         ("name", "error"), [("", ValueError), (3, TypeError), (None, TypeError)]

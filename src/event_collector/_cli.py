@@ -562,7 +562,7 @@ def worker(
         }
         _run(_run_workers, collectors, connect, processes, options, drain_timeout + 5)
         return
-    transport: dict[str, Any] = (
+    extra: dict[str, Any] = (
         {"queue": queue, "visibility_timeout": visibility_timeout, "max_attempts": max_attempts}
         if redis
         else {"heartbeat": _heartbeat(heartbeat, liveness), "curve": curve}
@@ -570,7 +570,7 @@ def worker(
     if metrics_port is not None:
         from ._options import TIME_BUCKETS  # noqa: PLC0415
 
-        transport["time_buckets"] = TIME_BUCKETS  # the histograms, for the metrics only
+        extra["time_buckets"] = TIME_BUCKETS  # the queue's histograms, for the metrics only
 
     async def run() -> None:
         from ._worker import open_worker  # noqa: PLC0415
@@ -584,7 +584,7 @@ def worker(
                 drain_timeout=drain_timeout,
                 min_consumers=min_consumers,
                 max_consumers=max_consumers,
-                **transport,
+                **extra,
             ) as running,
             _serving_metrics(running, metrics_host, metrics_port),
         ):

@@ -4,7 +4,7 @@ Prometheus export: a collector that reads queues, gateways and workers at scrape
 Nothing is updated per event: a scrape calls :meth:`PrometheusCollector.collect`, which reads
 each source's ``statistics()`` (and a queue's ``get_metrics()`` and ``histograms()``) in the
 Trio thread and turns them into metric families. :func:`serve_metrics` answers scrapes with
-a small HTTP handler on :func:`trio.serve_tcp`, so collecting runs in the Trio thread too:
+a small HTTP handler on :func:`trio.serve_listeners`, so collecting runs in the Trio thread too:
 ``prometheus_client.start_http_server`` would collect in a thread of its own, where
 ``trio.current_time()`` fails and the queue's state is read while Trio changes it.
 """
@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover  (the tests extra has it)
         "pip install 'event-collector[prometheus]'"
     ) from exc
 
-from ._logging import get_logger
+from ._logging import FilteringBoundLogger, get_logger
 from ._metrics import Histogram
 from ._queue import CollectorQueue
 from ._worker import Worker
@@ -368,7 +368,9 @@ async def serve_metrics(
         task_status.started(bound)
 
 
-async def _answer(stream: trio.SocketStream, registry: CollectorRegistry, log: Any) -> None:
+async def _answer(
+    stream: trio.SocketStream, registry: CollectorRegistry, log: FilteringBoundLogger
+) -> None:
     """
     Read one request from ``stream``, answer it, close.
     """
@@ -397,7 +399,7 @@ async def _read_head(stream: trio.SocketStream) -> bytes | None:
     return data.split(b"\r\n\r\n", 1)[0]
 
 
-def _response(head: bytes, registry: CollectorRegistry, log: Any) -> bytes:
+def _response(head: bytes, registry: CollectorRegistry, log: FilteringBoundLogger) -> bytes:
     """
     Return the whole HTTP response to the request whose line and headers are ``head``.
     """

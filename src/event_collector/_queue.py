@@ -170,9 +170,9 @@ class CollectorQueue(Generic[T]):
             per failed event (a processor that raised, returned no ``Ok``/``Error`` or timed
             out, a router that raised); None logs none. The ``Error`` result always holds
             the exception.
-        name: The queue's name, in its log entries (``queue_name``) and as the ``queue``
-            label of its Prometheus series; unlike the queue's ``id``, it may stay the same across
-            runs and processes.
+        name: The queue's name, in its ``queue_starting`` log entry and as the ``queue``
+            label of its Prometheus series; unlike the queue's ``id`` (in every log entry),
+            it may stay the same across runs and processes.
         time_buckets: Upper bounds (seconds, increasing) of the buckets of the service and
             wait time histograms (:meth:`histograms`), such as
             :data:`~event_collector.queue.TIME_BUCKETS`; None (the default) keeps no
@@ -497,8 +497,8 @@ class CollectorQueue(Generic[T]):
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
-        log = self._log = get_logger(self.logging, queue_id=self.id, queue_name=self.name)
-        log.info("queue_starting", collectors=[c.key for c in self.collectors])
+        log = self._log = get_logger(self.logging, queue_id=self.id)
+        log.info("queue_starting", name=self.name, collectors=[c.key for c in self.collectors])
         timeout = self.consumer_shutdown_timeout
         entering = _entering.set(self)
         try:
