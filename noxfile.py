@@ -31,7 +31,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    session.install("-e", ".[zmq,redis,testing]", "sphinx>=7", "furo")
+    session.install("-e", ".[zmq,redis,testing,prometheus]", "sphinx>=7", "furo")
     session.run(
         "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )

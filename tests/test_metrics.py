@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+import structlog.testing
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -179,3 +180,90 @@ class TestNoDrift:
         metrics = recorder.snapshot(2000.0, 0, 0, 0, 1)
         exact = sum(0.1 * (i % 7) for i in range(199_901, 200_001)) / 100
         assert metrics.avg_load == pytest.approx(exact, rel=1e-12)
+
+
+class TestHistograms:
+    """Service and wait times counted in buckets, when the queue has time_buckets."""
+
+    async def test_scripted_timeline(self, autojump_clock: trio.abc.Clock) -> None:
+        # One consumer; services 1, 1, 2 s sent at t=0 wait 0, 1, 2 s (as above).
+        async with one_consumer(time_buckets=[0.5, 1, 2]) as queue:
+            before = queue.histograms()
+            publisher = queue.get_publisher()
+            events = [await publisher.send(seconds) for seconds in (1.0, 1.0, 2.0)]
+            for event in events:
+                await event.wait()
+            histograms = queue.histograms()
+        assert before is not None
+        assert before.service.counts == (0, 0, 0, 0)
+        assert histograms is not None
+        # A value on a bound counts in that bound's bucket (Prometheus' "le").
+        assert histograms.service.bounds == (0.5, 1.0, 2.0)
+        assert histograms.service.counts == (0, 2, 1, 0)
+        assert histograms.service.sum == 4.0
+        assert histograms.service.count == 3
+        assert histograms.wait.counts == (1, 1, 1, 0)
+        assert histograms.wait.sum == 3.0
+        assert histograms.wait.cumulative() == [(0.5, 1), (1.0, 2), (2.0, 3), (math.inf, 3)]
+
+    async def test_above_every_bound(self, autojump_clock: trio.abc.Clock) -> None:
+        async with one_consumer(time_buckets=[0.5]) as queue:
+            await (await queue.get_publisher().send(3.0)).wait()
+        histograms = queue.histograms()
+        assert histograms is not None
+        assert histograms.service.counts == (0, 1)
+        assert histograms.service.cumulative() == [(0.5, 0), (math.inf, 1)]
+
+    async def test_none_without_buckets(self, autojump_clock: trio.abc.Clock) -> None:
+        queue = one_consumer()
+        assert queue.time_buckets is None
+        assert queue.histograms() is None
+        async with queue:
+            await (await queue.get_publisher().send(1.0)).wait()
+            assert queue.histograms() is None
+
+    def test_not_started(self) -> None:
+        histograms = one_consumer(time_buckets=(1, 2)).histograms()
+        assert histograms is not None
+        assert histograms.service.counts == histograms.wait.counts == (0, 0, 0)
+        assert histograms.service.sum == 0.0
+
+    @pytest.mark.parametrize(
+        ("buckets", "error", "message"),
+        [
+            ([], ValueError, "time_buckets must not be empty"),
+            ("1", TypeError, "time_buckets must be a sequence of numbers"),
+            ([1, "2"], TypeError, "time_buckets must be numbers"),
+            ([True], TypeError, "time_buckets must be numbers"),
+            ([0, 1], ValueError, "time_buckets must be > 0 and finite"),
+            ([1, math.inf], ValueError, "time_buckets must be > 0 and finite"),
+            ([1, 1], ValueError, "time_buckets must be increasing"),
+            ([2, 1], ValueError, "time_buckets must be increasing"),
+        ],
+    )
+    def test_invalid(self, buckets: Any, error: type[Exception], message: str) -> None:
+        with pytest.raises(error, match=message):
+            one_consumer(time_buckets=buckets)
+
+
+class TestName:
+    """A queue's name: its option, its default and its log entries."""
+
+    def test_default(self) -> None:
+        queue = one_consumer()
+        assert queue.name == "default"
+        assert repr(queue).startswith(f"<CollectorQueue 'default' {queue.id} ")
+
+    async def test_in_log_entries(self, autojump_clock: trio.abc.Clock) -> None:
+        with structlog.testing.capture_logs() as logs:
+            async with one_consumer(name="orders", logging=True):
+                pass
+        starting = [entry for entry in logs if entry["event"] == "queue_starting"]
+        assert [entry["name"] for entry in starting] == ["orders"]
+
+    @pytest.mark.parametrize(
+        ("name", "error"), [("", ValueError), (3, TypeError), (None, TypeError)]
+    )
+    def test_invalid(self, name: Any, error: type[Exception]) -> None:
+        with pytest.raises(error, match="name must"):
+            one_consumer(name=name)

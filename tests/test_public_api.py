@@ -36,6 +36,7 @@ PUBLIC_MODULES = [
             "testing",
             "testing.strategies",
             "testing.pytest_plugin",
+            "prometheus",
         )
     ),
 ]

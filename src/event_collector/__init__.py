@@ -35,8 +35,10 @@ from ._messagebus import InitializedQueue as InitializedQueue
 from ._messagebus import MessageBus as MessageBus
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
+from ._metrics import Histogram as Histogram
 from ._metrics import Metrics as Metrics
 from ._metrics import QueueStatistics as QueueStatistics
+from ._metrics import TimeHistograms as TimeHistograms
 from ._public import fixup_module_metadata as _fixup_module_metadata
 from ._publisher import EventPublisher as EventPublisher
 from ._queue import CollectorQueue as CollectorQueue
@@ -56,6 +58,7 @@ __all__ = [
     "Error",
     "EventPublisher",
     "GatewayError",
+    "Histogram",
     "InitializedQueue",
     "Lifecycle",
     "MessageBus",
@@ -77,6 +80,7 @@ __all__ = [
     "ShutDownQueue",
     "ShutdownError",
     "SimpleRouter",
+    "TimeHistograms",
     "open_lifo_channel",
     "open_priority_channel",
 ]

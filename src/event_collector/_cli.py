@@ -8,7 +8,8 @@ an endpoint in use) exits with status 2 and one line, no traceback. ``gateway``,
 and ``serve`` stop on SIGINT or SIGTERM: they stop taking tasks, finish those they hold
 (bounded by ``--drain-timeout``), deliver the results and exit 0. ``gateway`` and ``serve``
 print their ready line (``gateway ready: producers=... workers=...``) on stdout once they
-handle those signals.
+handle those signals. With ``--metrics-port`` they serve Prometheus metrics over HTTP (the
+``prometheus`` extra), and log ``metrics_serving`` with the port bound before they are ready.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -297,6 +299,61 @@ _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
+_metrics_options = [
+    click.option(
+        "--metrics-port",
+        type=click.IntRange(min=0, max=65535),
+        help="Serve Prometheus metrics over HTTP on this port (0: a free one, logged as "
+        "metrics_serving) [default: none: no metrics].",
+    ),
+    click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address the metrics server binds (0.0.0.0 for every IPv4 interface).",
+    ),
+]
+
+
+def _require_prometheus(port: int | None) -> None:
+    if port is None:
+        return
+    try:
+        import prometheus_client  # noqa: F401, PLC0415
+    except ImportError:
+        _fail(
+            "--metrics-port needs the prometheus extra: pip install 'event-collector[prometheus]'"
+        )
+
+
+def _nth_port(port: int | None, index: int) -> int | None:
+    """
+    Return the metrics port of the ``index``-th of several servers from ``port`` on.
+
+    Port 0 (a free one each) and None (no metrics) stay as they are.
+    """
+    return port + index if port else port
+
+
+@asynccontextmanager
+async def _serving_metrics(source: Any, host: str, port: int | None) -> AsyncIterator[None]:
+    """
+    Serve ``source``'s metrics (with the process's own) on ``host:port`` while in the block.
+    """
+    if port is None:
+        yield
+        return
+    from prometheus_client import REGISTRY  # noqa: PLC0415  (the prometheus extra)
+
+    from ._prometheus import register, serve_metrics  # noqa: PLC0415
+
+    register(source, registry=REGISTRY)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_metrics, port, host, REGISTRY)
+        yield
+        nursery.cancel_scope.cancel()
+
+
 # -- gateway -------------------------------------------------------------------------------
 
 
@@ -318,6 +375,7 @@ _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
     help="Workers that may die with a task before it fails.",
 )
 @_with(_heartbeat_options)
+@_with(_metrics_options)
 @click.option(
     "--curve-secret",
     type=_existing_file,
@@ -340,6 +398,8 @@ def gateway(
     drain_timeout: float,
     curve_secret: Path | None,
     curve_clients: Path | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """
     Run a gateway between producers and workers.
@@ -347,21 +407,25 @@ def gateway(
     Binding tcp://HOST:0 picks a free port; the real endpoints are printed on stdout.
     """
     _require_zmq()
+    _require_prometheus(metrics_port)
     curve = _curve_server(curve_secret, curve_clients)
 
     async def run() -> None:
         from ._gateway import open_gateway  # noqa: PLC0415
 
         with _catch_signals() as signals:
-            async with open_gateway(
-                producers,
-                workers,
-                capacity=capacity,
-                max_attempts=max_attempts,
-                heartbeat=_heartbeat(heartbeat, liveness),
-                drain_timeout=drain_timeout,
-                curve=curve,
-            ) as running:
+            async with (
+                open_gateway(
+                    producers,
+                    workers,
+                    capacity=capacity,
+                    max_attempts=max_attempts,
+                    heartbeat=_heartbeat(heartbeat, liveness),
+                    drain_timeout=drain_timeout,
+                    curve=curve,
+                ) as running,
+                _serving_metrics(running, metrics_host, metrics_port),
+            ):
                 await _until_signal(signals, lambda: _print_endpoints(running))
 
     _run(run)
@@ -413,6 +477,23 @@ def _worker_command(
     return command
 
 
+def _worker_commands(
+    collectors: str, connect: str, options: dict[str, Any], *, log_level: str, first_port: int
+) -> Callable[[int], list[str]]:
+    """
+    Return the function giving the command of the ``index``-th worker process.
+
+    Its metrics port is ``options["metrics_port"] + first_port + index`` (0 stays 0).
+    """
+    port = options.get("metrics_port")
+
+    def command(index: int) -> list[str]:
+        own = {**options, "metrics_port": _nth_port(port, first_port + index)}
+        return _worker_command(collectors, connect, own, log_level=log_level)
+
+    return command
+
+
 async def _run_workers(
     collectors: str, connect: str, processes: int, options: dict[str, Any], stop_timeout: float
 ) -> None:
@@ -420,7 +501,7 @@ async def _run_workers(
     from ._supervise import run_worker_processes  # noqa: PLC0415
 
     level = _current_level()
-    command = _worker_command(collectors, connect, options, log_level=level)
+    command = _worker_commands(collectors, connect, options, log_level=level, first_port=0)
     log = structlog.get_logger("event_collector").bind(component="supervisor")
     with _catch_signals() as signals:
         if is_redis_url(connect):
@@ -468,6 +549,7 @@ def _current_level() -> str:
 @click.option("--connect", required=True, help="The gateway's worker endpoint.")
 @_with(_worker_options)
 @_with(_heartbeat_options)
+@_with(_metrics_options)
 @click.option("--name", help="The worker's name in the gateway's logs [default: HOST-PID-RANDOM].")
 @click.option(
     "--curve-secret",
@@ -510,13 +592,17 @@ def worker(
     queue: str | None,
     visibility_timeout: float | None,
     max_attempts: int | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """
     Run the collectors at MODULE:ATTR for the broker at --connect.
 
     MODULE:ATTR is a list of Collector, or a function returning one. --connect is a
     gateway's worker endpoint (tcp://, ipc://) or a Redis URL (redis://, rediss://, unix://).
+    Worker processes serve metrics on consecutive ports, from --metrics-port on.
     """
+    _require_prometheus(metrics_port)
     from ._producer import is_redis_url  # noqa: PLC0415
 
     redis = is_redis_url(connect)
@@ -546,28 +632,37 @@ def worker(
             "queue": queue,
             "visibility_timeout": visibility_timeout,
             "max_attempts": max_attempts,
+            "metrics_port": metrics_port,
+            "metrics_host": metrics_host if metrics_port is not None else None,
         }
         _run(_run_workers, collectors, connect, processes, options, drain_timeout + 5)
         return
-    transport: dict[str, Any] = (
+    extra: dict[str, Any] = (
         {"queue": queue, "visibility_timeout": visibility_timeout, "max_attempts": max_attempts}
         if redis
         else {"heartbeat": _heartbeat(heartbeat, liveness), "curve": curve}
     )
+    if metrics_port is not None:
+        from ._options import TIME_BUCKETS  # noqa: PLC0415
+
+        extra["time_buckets"] = TIME_BUCKETS  # the queue's histograms, for the metrics only
 
     async def run() -> None:
         from ._worker import open_worker  # noqa: PLC0415
 
         with _catch_signals() as signals:
-            async with open_worker(
-                loaded,
-                connect,
-                name=name,
-                credit=credit,
-                drain_timeout=drain_timeout,
-                min_consumers=min_consumers,
-                max_consumers=max_consumers,
-                **transport,
+            async with (
+                open_worker(
+                    loaded,
+                    connect,
+                    name=name,
+                    credit=credit,
+                    drain_timeout=drain_timeout,
+                    min_consumers=min_consumers,
+                    max_consumers=max_consumers,
+                    **extra,
+                ) as running,
+                _serving_metrics(running, metrics_host, metrics_port),
             ):
                 await _until_signal(signals)
 
@@ -593,6 +688,7 @@ def worker(
     show_default=True,
     help="Tasks the gateway holds at most.",
 )
+@_with(_metrics_options)
 def serve(
     collectors: str,
     producers: str,
@@ -605,13 +701,17 @@ def serve(
     liveness: int,
     drain_timeout: float,
     capacity: int,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """
     Run a gateway and --processes local worker processes for MODULE:ATTR.
 
-    One command for one machine; the workers connect through --workers.
+    One command for one machine; the workers connect through --workers. Metrics: the
+    gateway on port P of --metrics-port, the N workers on ports P+1 to P+N.
     """
     _require_zmq()
+    _require_prometheus(metrics_port)
     _load(collectors)
     with tempfile.TemporaryDirectory(prefix="ec-") as tmp:
         endpoint = workers or f"ipc://{tmp}/workers"
@@ -622,6 +722,8 @@ def serve(
             "heartbeat": heartbeat,
             "liveness": liveness,
             "drain_timeout": drain_timeout,
+            "metrics_port": metrics_port,
+            "metrics_host": metrics_host if metrics_port is not None else None,
         }
 
         async def run() -> None:
@@ -637,10 +739,17 @@ def serve(
                     heartbeat=_heartbeat(heartbeat, liveness),
                     drain_timeout=drain_timeout,
                 ) as running:
-                    command = _worker_command(
-                        collectors, running.workers_endpoint, options, log_level=level
+                    command = _worker_commands(
+                        collectors,
+                        running.workers_endpoint,
+                        options,
+                        log_level=level,
+                        first_port=1,
                     )
-                    async with trio.open_nursery() as nursery:
+                    async with (
+                        _serving_metrics(running, metrics_host, metrics_port),
+                        trio.open_nursery() as nursery,
+                    ):
                         await nursery.start(
                             lambda task_status: run_worker_processes(
                                 command,

@@ -4,6 +4,7 @@ The queue's options: their defaults and how each is checked.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ __all__ = [
     "MIN_METRICS_COLLECTOR_WINDOW_SIZE",
     "MONITOR_INTERVAL",
     "REPORT_INTERVAL",
+    "TIME_BUCKETS",
     "WIP_MARGIN",
     "MonotonicTime",
 ]
@@ -56,6 +58,29 @@ MIN_METRICS_COLLECTOR_WINDOW_SIZE: Final = 5.0
 EVENT_SERVICE_DATA_WINDOW_SIZE: Final = 500
 #: Seconds after start during which averages read 0.
 METRICS_WARMUP_INTERVAL: Final = 3.0
+#: Upper bounds (seconds) of the buckets of the service and wait time histograms: from
+#: 0.1 ms, since processors that only route or write to a socket take well under 1 ms, to
+#: a minute.
+TIME_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 def to_collectors(collectors: Sequence[Collector[T]]) -> tuple[Collector[T], ...]:
@@ -141,3 +166,26 @@ def check_level(value: object) -> None:
         )
     if not logging.DEBUG <= value <= logging.CRITICAL:
         raise ValueError(f"failure_log_level must be between 10 and 50, got {value!r}")
+
+
+def check_name(value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, got {value!r}")
+    if not value:
+        raise ValueError("name must not be empty")
+
+
+def to_buckets(value: object) -> tuple[float, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"time_buckets must be a sequence of numbers, got {value!r}")
+    if not value:
+        raise ValueError("time_buckets must not be empty")
+    for bound in value:
+        if not _is_number(bound):
+            raise TypeError(f"time_buckets must be numbers, got {bound!r}")
+    bounds = tuple(float(bound) for bound in value)
+    if bounds[0] <= 0 or not math.isfinite(bounds[-1]):
+        raise ValueError(f"time_buckets must be > 0 and finite, got {list(value)!r}")
+    if any(lower >= upper for lower, upper in itertools.pairwise(bounds)):
+        raise ValueError(f"time_buckets must be increasing, got {list(value)!r}")
+    return bounds

@@ -39,7 +39,7 @@ from ._event import CollectorEvent, make_pacer
 from ._lifecycles import enter_lifecycles, exit_lifecycles
 from ._logging import FilteringBoundLogger, get_logger
 from ._messagebus import InitializedQueue, MessageBus, ReportedMetrics, ShutDownQueue
-from ._metrics import Metrics, MetricsRecorder, QueueStatistics
+from ._metrics import Metrics, MetricsRecorder, QueueStatistics, TimeHistograms
 from ._options import (
     AVG_LOAD_INTERVAL,
     CONSUMER_SHUTDOWN_TIMEOUT,
@@ -56,9 +56,11 @@ from ._options import (
     check_count,
     check_level,
     check_margin,
+    check_name,
     check_positive,
     check_queue_size,
     check_router,
+    to_buckets,
     to_collectors,
 )
 from ._pool import ConsumerPool
@@ -168,6 +170,13 @@ class CollectorQueue(Generic[T]):
             per failed event (a processor that raised, returned no ``Ok``/``Error`` or timed
             out, a router that raised); None logs none. The ``Error`` result always holds
             the exception.
+        name: The queue's name, in its ``queue_starting`` log entry and as the ``queue``
+            label of its Prometheus series; unlike the queue's ``id`` (in every log entry),
+            it may stay the same across runs and processes.
+        time_buckets: Upper bounds (seconds, increasing) of the buckets of the service and
+            wait time histograms (:meth:`histograms`), such as
+            :data:`~event_collector.queue.TIME_BUCKETS`; None (the default) keeps no
+            histograms, which saves 2 % of the work per event.
 
     Raises:
         TypeError: A collector that is not a Collector instance (a class included), a
@@ -197,6 +206,8 @@ class CollectorQueue(Generic[T]):
         consumer_shutdown_timeout: float = CONSUMER_SHUTDOWN_TIMEOUT,
         logging: bool = True,
         failure_log_level: int | None = _logging.WARNING,
+        name: str = "default",
+        time_buckets: Sequence[float] | None = None,
     ) -> None:
         #: The collectors, in registration order.
         self.collectors: tuple[Collector[T], ...] = to_collectors(collectors)
@@ -244,6 +255,11 @@ class CollectorQueue(Generic[T]):
         self.logging = logging
         check_level(failure_log_level)
         self.failure_log_level = failure_log_level
+        check_name(name)
+        #: The queue's name (the ``name`` option).
+        self.name = name
+        #: Upper bounds of the histograms' buckets; None for no histograms.
+        self.time_buckets = None if time_buckets is None else to_buckets(time_buckets)
         #: Unique id of this queue, bound to its log entries.
         self.id = uuid.uuid4().hex
 
@@ -261,8 +277,8 @@ class CollectorQueue(Generic[T]):
 
     def __repr__(self) -> str:
         return (
-            f"<CollectorQueue {self.id} collectors={[c.key for c in self.collectors]} "
-            f"consumers={self.consumer_count()}>"
+            f"<CollectorQueue {self.name!r} {self.id} "
+            f"collectors={[c.key for c in self.collectors]} consumers={self.consumer_count()}>"
         )
 
     # -- running -------------------------------------------------------------------------
@@ -446,6 +462,20 @@ class CollectorQueue(Generic[T]):
             trio.current_time(), stats.sent, stats.queued, stats.busy, stats.consumers
         )
 
+    def histograms(self) -> TimeHistograms | None:
+        """
+        Return the service and wait times of every event completed since the queue started.
+
+        Counted in buckets up to ``time_buckets`` (see :class:`TimeHistograms`); no
+        observation until the queue runs. None if the queue has no ``time_buckets``.
+        """
+        if self.time_buckets is None:
+            return None
+        running = self._running
+        if running is None:
+            return TimeHistograms.empty(self.time_buckets)
+        return running.recorder.histograms()
+
     def get_message_bus(self) -> MessageBus:
         """
         Return the queue's message bus, to add handlers for its events (also before start).
@@ -468,7 +498,7 @@ class CollectorQueue(Generic[T]):
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
         log = self._log = get_logger(self.logging, queue_id=self.id)
-        log.info("queue_starting", collectors=[c.key for c in self.collectors])
+        log.info("queue_starting", name=self.name, collectors=[c.key for c in self.collectors])
         timeout = self.consumer_shutdown_timeout
         entering = _entering.set(self)
         try:
@@ -525,6 +555,7 @@ class CollectorQueue(Generic[T]):
             rate_window=self.metrics_collector_window_size,
             load_window=self.avg_load_interval,
             warmup=self.metrics_warmup_interval,
+            bounds=self.time_buckets or (),
         )
         channel: QueueChannel[CollectorEvent[T]] = self._channel()
         with trio.CancelScope() as consumers_scope:
@@ -536,7 +567,7 @@ class CollectorQueue(Generic[T]):
                     self._log,
                     self.failure_log_level,
                     now,
-                    recorder.served,
+                    recorder.on_served,
                 )
                 policy = (
                     ScalingPolicy(

@@ -10,7 +10,7 @@ SIGTERM (each drains its tasks and exits 0), then SIGKILL for one still running 
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
@@ -27,7 +27,7 @@ _HEALTHY_AFTER: Final = 10.0
 
 
 async def run_worker_processes(
-    command: Sequence[str],
+    command: Sequence[str] | Callable[[int], Sequence[str]],
     count: int,
     *,
     log: FilteringBoundLogger,
@@ -37,13 +37,17 @@ async def run_worker_processes(
     """
     Run ``count`` processes of ``command`` until cancelled, restarting any that exits.
 
+    ``command`` is one command for all, or a function of the process's index (from 0)
+    returning its command: each worker's own metrics port, say.
+
     Reports started once every process has been started. On cancellation each process gets
     SIGTERM and ``stop_timeout`` seconds to exit, then SIGKILL; this returns (or raises
     Cancelled) only once all have exited.
     """
     async with trio.open_nursery() as nursery:
         for index in range(count):
-            await nursery.start(_keep_running, list(command), index, log, stop_timeout)
+            one = command(index) if callable(command) else command
+            await nursery.start(_keep_running, list(one), index, log, stop_timeout)
         task_status.started()
 
 

@@ -13,8 +13,10 @@ from ._messagebus import ConsumersScaled as ConsumersScaled
 from ._messagebus import InitializedQueue as InitializedQueue
 from ._messagebus import ReportedMetrics as ReportedMetrics
 from ._messagebus import ShutDownQueue as ShutDownQueue
+from ._metrics import Histogram as Histogram
 from ._metrics import Metrics as Metrics
 from ._metrics import QueueStatistics as QueueStatistics
+from ._metrics import TimeHistograms as TimeHistograms
 from ._options import AVG_LOAD_INTERVAL as AVG_LOAD_INTERVAL
 from ._options import CONSUMER_SHUTDOWN_TIMEOUT as CONSUMER_SHUTDOWN_TIMEOUT
 from ._options import DEFAULT_MAX_CONSUMERS as DEFAULT_MAX_CONSUMERS
@@ -25,6 +27,7 @@ from ._options import METRICS_WARMUP_INTERVAL as METRICS_WARMUP_INTERVAL
 from ._options import MIN_METRICS_COLLECTOR_WINDOW_SIZE as MIN_METRICS_COLLECTOR_WINDOW_SIZE
 from ._options import MONITOR_INTERVAL as MONITOR_INTERVAL
 from ._options import REPORT_INTERVAL as REPORT_INTERVAL
+from ._options import TIME_BUCKETS as TIME_BUCKETS
 from ._options import WIP_MARGIN as WIP_MARGIN
 from ._options import MonotonicTime as MonotonicTime
 from ._publisher import EventPublisher as EventPublisher
@@ -59,6 +62,7 @@ __all__ = [
     "SCHEDULE_EVERY",
     "SCHEDULE_SLICE",
     "SHRINK_MARGINS",
+    "TIME_BUCKETS",
     "WAKE_BACKLOG",
     "WIP_MARGIN",
     "YIELD_AFTER",
@@ -67,6 +71,7 @@ __all__ = [
     "Completions",
     "ConsumersScaled",
     "EventPublisher",
+    "Histogram",
     "InitializedQueue",
     "Metrics",
     "MonotonicTime",
@@ -74,4 +79,5 @@ __all__ = [
     "ReportedMetrics",
     "SentEvent",
     "ShutDownQueue",
+    "TimeHistograms",
 ]
