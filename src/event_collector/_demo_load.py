@@ -191,7 +191,7 @@ class Target(Protocol):
         """
         ...
 
-    def final_metrics(self) -> dict[str, Any]:
+    async def final_metrics(self) -> dict[str, Any]:
         """
         Return the metrics the run ends with, as JSON-ready values.
         """
@@ -224,7 +224,8 @@ class _LocalTarget:
             resizes=self._resizes,
         )
 
-    def final_metrics(self) -> dict[str, Any]:
+    async def final_metrics(self) -> dict[str, Any]:
+        await trio.lowlevel.checkpoint()
         return self._queue.get_metrics().as_log_fields()
 
 
@@ -430,7 +431,7 @@ async def run_load(
         config=config,
         samples=tuple(samples),
         summary=_summarize(tracker, samples),
-        metrics=target.final_metrics(),
+        metrics=await target.final_metrics(),
     )
 
 

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final, final
 
@@ -54,9 +54,32 @@ class _Workers:
         self.processes: list[trio.Process] = []
         self.reports: list[dict[str, Any] | None] = [None] * count
         self.changed = trio.Event()
+        #: Reports asked for on the workers' standard input.
+        self.asked = 0
 
     def ready(self) -> bool:
         return all(report is not None and report["registered"] for report in self.reports)
+
+    async def wait(self, done: Callable[[], bool]) -> None:
+        """
+        Wait until ``done()`` holds, checked after every report.
+        """
+        while not done():
+            await self.changed.wait()
+
+    async def fresh_reports(self) -> list[dict[str, Any]]:
+        """
+        Ask every worker for a report now; return them once they came.
+        """
+        self.asked += 1
+        for process in self.processes:
+            assert process.stdin is not None
+            await process.stdin.send_all(b"\n")
+        with trio.fail_after(STOP_TIMEOUT):
+            await self.wait(
+                lambda: all(r is not None and r["answered"] >= self.asked for r in self.reports)
+            )
+        return [report for report in self.reports if report is not None]
 
 
 def _worker_command(endpoint: str, config: DemoConfig) -> list[str]:
@@ -163,10 +186,11 @@ class _RemoteTarget:
             resizes=sum(report["resizes"] for report in reports),
         )
 
-    def final_metrics(self) -> dict[str, Any]:
+    async def final_metrics(self) -> dict[str, Any]:
+        reports = await self._workers.fresh_reports()
         return {
             "gateway": attrs.asdict(self._gateway.statistics()),
-            "workers": [report["metrics"] for report in self._reports()],
+            "workers": [{"pid": r["pid"], **r["metrics"]} for r in reports],
         }
 
 
@@ -197,11 +221,15 @@ async def distributed_target(config: DemoConfig, processes: int) -> AsyncIterato
 # -- the worker process ---------------------------------------------------------------------
 
 
-async def _until_stdin_closes(scope: trio.CancelScope) -> None:
+async def _follow_stdin(scope: trio.CancelScope, report: Callable[[], None]) -> None:
+    """
+    Report at once for every line on standard input; cancel ``scope`` when it closes.
+    """
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     async with stdin:
-        while await stdin.receive_some():
-            pass
+        while data := await stdin.receive_some():
+            for _ in range(data.count(b"\n")):
+                report()
     scope.cancel()
 
 
@@ -210,10 +238,29 @@ async def serve_worker(endpoint: str, min_consumers: int, max_consumers: int, ti
     Run one demo worker until its standard input closes, reporting every ``tick`` seconds.
     """
     resizes = 0
+    answered = 0
 
     async def scaled(message: ConsumersScaled, bus: MessageBus) -> None:
         nonlocal resizes
         resizes += 1
+
+    def report(*, answer: bool = False) -> None:
+        nonlocal answered
+        answered += answer
+        stats = worker.queue.statistics()
+        line = {
+            "pid": os.getpid(),
+            "answered": answered,
+            "registered": worker.statistics().registered,
+            "consumers": stats.consumers,
+            "busy": stats.busy,
+            "queued": stats.queued,
+            "completed": stats.completed,
+            "resizes": resizes,
+            "metrics": worker.queue.get_metrics().as_log_fields(),
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
 
     async with open_worker(
         demo_collectors(),
@@ -225,21 +272,9 @@ async def serve_worker(endpoint: str, min_consumers: int, max_consumers: int, ti
     ) as worker:
         worker.queue.get_message_bus().add_msg_handler(ConsumersScaled, scaled)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_until_stdin_closes, nursery.cancel_scope)
+            nursery.start_soon(_follow_stdin, nursery.cancel_scope, lambda: report(answer=True))
             while True:
-                stats = worker.queue.statistics()
-                report = {
-                    "pid": os.getpid(),
-                    "registered": worker.statistics().registered,
-                    "consumers": stats.consumers,
-                    "busy": stats.busy,
-                    "queued": stats.queued,
-                    "completed": stats.completed,
-                    "resizes": resizes,
-                    "metrics": worker.queue.get_metrics().as_log_fields(),
-                }
-                sys.stdout.write(json.dumps(report) + "\n")
-                sys.stdout.flush()
+                report()
                 await trio.sleep(tick)
 
 
