@@ -270,7 +270,10 @@ class TestCommand:
         done = run_demo(*QUICK)
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
-        assert lines[0].startswith("event-collector demo: in-process queue, 1-100 consumers;")
+        assert lines[0] == (
+            "event-collector demo: in-process queue, 1-100 consumers;"
+            " 60 events over 0.6 s, 20 ms each"
+        )
         progress = [line for line in lines if line.startswith("t=")]
         assert progress[0].startswith("t= 0.0s done=0/60 ")
         assert " done=60/60 " in progress[-1]
@@ -296,6 +299,22 @@ class TestCommand:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 10_000
         assert f"plot written to {path}" in done.stdout
+
+    def test_docs_plot_script(self, tmp_path: Path) -> None:
+        pytest.importorskip("matplotlib")
+        path = tmp_path / "autoscaling.png"
+        script = ROOT / "docs" / "make_autoscaling_plot.py"
+        done = subprocess.run(
+            [sys.executable, str(script), "--output", str(path), *QUICK],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "60 ok, 0 failed" in done.stdout
 
     def test_plot_without_matplotlib(self, tmp_path: Path) -> None:
         done = run_demo(

@@ -29,15 +29,13 @@ def describe(config: DemoConfig, processes: int | None) -> str:
     """
     Return the run's title: what runs the load, and the load.
     """
-    where = (
-        "in-process queue" if processes is None else f"gateway + {processes} worker processes (ipc)"
-    )
+    where = "in-process queue" if processes is None else f"{processes} workers via a gateway"
     pool = f"{config.min_consumers}-{config.max_consumers} consumers"
     if processes is not None:
         pool += " each"
     return (
-        f"event-collector demo: {where}, {pool}; {config.events} events over"
-        f" {config.duration:g} s, service time {config.service_time * 1000:g} ms"
+        f"{where}, {pool}; {config.events} events over {config.duration:g} s,"
+        f" {config.service_time * 1000:g} ms each"
     )
 
 
@@ -85,7 +83,7 @@ def main(
         live = LiveView(console, title)
         view, context = live, live
     else:
-        print(title, file=stream, flush=True)
+        print(f"event-collector demo: {title}", file=stream, flush=True)
         view, context = LineView(stream), nullcontext()
     with context:
         report: DemoReport = runner(run, config, processes, view)
@@ -96,5 +94,5 @@ def main(
     if plot is not None:
         from ._demo_plot import write_plot  # noqa: PLC0415  (the plot extra)
 
-        write_plot(report, plot, title)
+        write_plot(report, plot, f"event-collector demo: {title}")
         print(f"plot written to {plot}", file=stream, flush=True)

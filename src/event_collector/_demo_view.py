@@ -134,7 +134,8 @@ class LiveView:
             "",
         )
         rows.add_row("resizes", str(sample.pool.resizes), "", "")
-        return Group(Text(self._title, "bold"), progress, Text(), rows)
+        header = Text.assemble(("event-collector demo", "bold"), "\n", (self._title, "dim"))
+        return Group(header, progress, Text(), rows)
 
 
 @final
