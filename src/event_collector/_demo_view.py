@@ -27,8 +27,10 @@ from ._demo_load import DemoReport, Sample
 
 __all__ = ["LineView", "LiveView", "print_summary", "report_json"]
 
-#: Samples in the live view's sparklines.
+#: Samples in the live view's sparklines, at most; fewer on a narrow terminal.
 SPARK_WIDTH: Final = 48
+#: Columns the live view's rows take besides their sparkline.
+_ROW_WIDTH: Final = 56
 _BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 
 
@@ -93,7 +95,8 @@ class LiveView:
         Return the view of the samples so far.
         """
         sample = self._samples[-1]
-        recent = self._samples[-SPARK_WIDTH:]
+        width = max(8, min(SPARK_WIDTH, self._console.width - _ROW_WIDTH))
+        recent = self._samples[-width:]
         peak_rate = max(max(s.arrival_rate, s.intended_rate) for s in self._samples)
         peak_pool = max(s.pool.consumers for s in self._samples)
         progress = Table.grid(padding=(0, 1))
@@ -106,7 +109,7 @@ class LiveView:
         rows.add_column(style="bold cyan", justify="right")
         rows.add_column(justify="right", min_width=10)
         rows.add_column(style="dim")
-        rows.add_column()
+        rows.add_column(no_wrap=True, overflow="crop")
         rows.add_row(
             "arrivals",
             f"{sample.arrival_rate:.0f}/s",
