@@ -354,7 +354,7 @@ class TestCommand:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux process tests")
 class TestDistributed:
-    """A gateway and two workers run the load; no worker outlives the demo, Ctrl-C included."""
+    """A gateway and two workers run the load; no worker outlives the demo, stopped or not."""
 
     async def test_runs_and_cleans_up(self) -> None:
         with trio.fail_after(120):
@@ -378,7 +378,11 @@ class TestDistributed:
         assert all(worker["event_count"] > 0 for worker in workers)  # both took a share
         assert not [worker["pid"] for worker in workers if alive(worker["pid"])]
 
-    async def test_ctrl_c_stops_the_workers(self) -> None:
+    @pytest.mark.parametrize(
+        ("signum", "status"),
+        [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    )
+    async def test_a_signal_stops_the_workers(self, signum: int, status: int) -> None:
         process = await trio.lowlevel.open_process(
             demo_command("--events", "3000", "--duration", "20", "--distributed"),
             stdout=subprocess.PIPE,
@@ -398,8 +402,8 @@ class TestDistributed:
                 workers = children(process.pid)
                 assert len(workers) == 2
                 assert all(alive(pid) for pid in workers)
-                process.send_signal(signal.SIGINT)
-                assert await process.wait() == 130
+                process.send_signal(signum)
+                assert await process.wait() == status
             assert not [pid for pid in workers if alive(pid)]
         finally:
             for pid in [process.pid, *workers]:

@@ -722,19 +722,41 @@ def demo(
             runner=_run,
         )
     except BaseException as exc:
-        if not _interrupted(exc):
+        status = _stop_status(exc)
+        if status is None:
             raise
         click.echo(f"{_PROG}: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(status)
 
 
-def _interrupted(exc: BaseException) -> bool:
+def _stop_status(exc: BaseException) -> int | None:
     """
-    Whether ``exc`` is a Ctrl-C: a KeyboardInterrupt, or a group of nothing else.
+    Return the exit status of a demo stopped by a signal (128 + its number), else None.
+
+    A Ctrl-C is a KeyboardInterrupt, a SIGTERM or SIGHUP the demo's SignalStop; each may come
+    in an exception group of nothing else.
     """
+    from ._demo import SignalStop  # noqa: PLC0415
+
+    leaves: list[BaseException] = [exc]
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(KeyboardInterrupt)[1] is None
-    return isinstance(exc, KeyboardInterrupt)
+        stops, rest = exc.split((KeyboardInterrupt, SignalStop))
+        if stops is None or rest is not None:
+            return None
+        leaves = list(_leaves(stops))
+    for leaf in leaves:
+        if isinstance(leaf, SignalStop):
+            return 128 + leaf.signum
+    if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        return 128 + signal.SIGINT
+    return None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

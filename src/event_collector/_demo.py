@@ -11,18 +11,37 @@ plot (``_demo_plot``).
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import trio
 from rich.console import Console
 
 from ._demo_load import DemoConfig, DemoReport, Sample, Target, local_target, run_load
 from ._demo_view import LineView, LiveView, print_summary, report_json
 
-__all__ = ["describe", "main"]
+__all__ = ["SignalStop", "describe", "main"]
+
+
+class SignalStop(Exception):
+    """
+    A SIGTERM or SIGHUP (the terminal closed) stopped the demo, which cleaned up as on Ctrl-C.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        #: The signal's number.
+        self.signum = signum
+
+
+async def _raise_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for signum in signals:
+            raise SignalStop(signum)
 
 
 def describe(config: DemoConfig, processes: int | None) -> str:
@@ -56,9 +75,17 @@ async def run(
 ) -> DemoReport:
     """
     Run the load on its target, showing each sample with ``view``.
+
+    Raises:
+        SignalStop: A SIGTERM or SIGHUP came first; the target has stopped (the worker
+            processes too).
     """
-    async with _target(config, processes) as target:
-        return await run_load(config, target, view)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_raise_on_signal)
+        async with _target(config, processes) as target:
+            report = await run_load(config, target, view)
+        nursery.cancel_scope.cancel()
+    return report
 
 
 def main(
