@@ -1,5 +1,5 @@
 """
-The public surface: every exported name exists, is documented, and the demo runs.
+The public surface: every exported name exists and is documented.
 """
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ import importlib
 import inspect
 import pydoc
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import trio
 import trio.testing
 
 import event_collector
-from event_collector import _demo, remote
+from event_collector import remote
 
 from . import typing_checks
 
@@ -72,21 +70,6 @@ class TestAll:
             for name in module.__all__:
                 if hasattr(event_collector, name):
                     assert getattr(module, name) is getattr(event_collector, name)
-
-
-class TestDemo:
-    """The getting-started demo prints 100 results and the elapsed time."""
-
-    async def test_demo(
-        self, autojump_clock: trio.abc.Clock, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        args = _demo.build_parser().parse_args(["--report-interval", "0"])
-        await _demo.run_demo(args)
-        lines = capsys.readouterr().out.splitlines()
-        results = [line for line in lines if line.startswith("{'id'")]
-        assert len(results) == 100
-        assert results[0].startswith("{'id': 'payload-0'")
-        assert lines[-1].startswith("elapsed=")
 
 
 def help_text(obj: object) -> str:
@@ -170,34 +153,3 @@ class TestResults:
             event = await queue.get_publisher().send(1)
             assert isinstance(event, event_collector.SentEvent)
             assert (await event.wait()).first() == event_collector.Ok(2)
-
-
-class TestDemoOutput:
-    """The demo prints results on stdout and its log entries on stderr."""
-
-    def test_logs_go_to_stderr(self) -> None:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "event_collector",
-                "demo",
-                "--events",
-                "3",
-                "--service-time",
-                "0",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        out = done.stdout.splitlines()
-        assert [line for line in out if not line.startswith("{'id'")] == [out[-1]]
-        assert out[-1].startswith("elapsed=")
-        assert '"event": "queue_started"' in done.stderr
-
-    def test_every_option_has_help(self) -> None:
-        parser = _demo.build_parser()
-        for action in parser._actions:
-            assert action.help, action.dest

@@ -213,16 +213,18 @@ async def _until_signal(
 _LIBRARIES: Final = {"zmq": "ZeroMQ", "coredis": "Redis"}
 
 
-def _run(function: Any, *args: Any) -> None:
+def _run(function: Any, *args: Any) -> Any:
     """
-    ``trio.run`` a command; an endpoint problem is a user mistake (one line, status 2).
+    ``trio.run`` a command, return its value; an endpoint problem is a user mistake.
+
+    That is one line on stderr, status 2.
 
     Then terminate ZeroMQ's shared context, which waits (up to each socket's linger) until
     the messages the closed sockets still hold are sent: pyzmq leaves the context alone at
     interpreter exit, so a process that just ends drops them.
     """
     try:
-        trio.run(function, *args)
+        return trio.run(function, *args)
     except Exception as exc:
         error = _sole(exc)
         library = type(error).__module__.split(".")[0]
@@ -786,15 +788,161 @@ def keygen(directory: Path, name: str) -> None:
     print(f"public: {public}\nsecret: {secret}")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def demo(args: Sequence[str]) -> None:
+def _require_plot() -> None:
+    try:
+        import matplotlib  # noqa: F401, PLC0415
+    except ImportError:
+        _fail("--plot needs the plot extra: pip install 'event-collector[plot]'")
+
+
+@cli.command()
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Events sent over the run.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="Seconds over which they arrive: the rate rises from 0, peaks halfway "
+    "(at twice the mean rate) and falls back to 0.",
+)
+@click.option(
+    "--service-time",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Mean seconds an event takes to process (log-normal, sigma 0.5).",
+)
+@click.option(
+    "--min-consumers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Smallest consumer pool (of each worker with --distributed).",
+)
+@click.option(
+    "--max-consumers",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Largest consumer pool (of each worker with --distributed).",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Run the load through a gateway and --processes worker processes on ipc:// "
+    "endpoints, all started and stopped by the demo (needs the zmq extra).",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker processes with --distributed.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE.png",
+    help="Also write a plot of arrival rate, pool size and load over time (needs the plot extra).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the config, summary and final metrics as JSON on stdout "
+    "(the progress goes to stderr).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the arrival times and service times.",
+)
+def demo(
+    events: int,
+    duration: float,
+    service_time: float,
+    min_consumers: int,
+    max_consumers: int,
+    distributed: bool,
+    processes: int,
+    plot: Path | None,
+    as_json: bool,
+    seed: int,
+) -> None:
     """
-    Run the getting-started demo (its options: demo --help).
+    Run a collector queue under a load that rises and falls, and watch its pool scale.
+
+    A live view on a terminal (plain lines otherwise), then a summary table.
     """
     from ._demo import main as demo_main  # noqa: PLC0415
+    from ._demo_load import DemoConfig  # noqa: PLC0415
 
-    demo_main(list(args))
+    if max_consumers < min_consumers:
+        _fail("--max-consumers must be >= --min-consumers")
+    if distributed:
+        _require_zmq()
+    if plot is not None:
+        _require_plot()
+    config = DemoConfig(
+        events=events,
+        duration=duration,
+        service_time=service_time,
+        min_consumers=min_consumers,
+        max_consumers=max_consumers,
+        seed=seed,
+    )
+    try:
+        demo_main(
+            config,
+            processes=processes if distributed else None,
+            plot=plot,
+            as_json=as_json,
+            runner=_run,
+        )
+    except BaseException as exc:
+        status = _stop_status(exc)
+        if status is None:
+            raise
+        click.echo(f"{_PROG}: interrupted", err=True)
+        sys.exit(status)
+
+
+def _stop_status(exc: BaseException) -> int | None:
+    """
+    Return the exit status of a demo stopped by a signal (128 + its number), else None.
+
+    A Ctrl-C is a KeyboardInterrupt, a SIGTERM or SIGHUP the demo's SignalStop; each may come
+    in an exception group of nothing else.
+    """
+    from ._demo import SignalStop  # noqa: PLC0415
+
+    leaves: list[BaseException] = [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        stops, rest = exc.split((KeyboardInterrupt, SignalStop))
+        if stops is None or rest is not None:
+            return None
+        leaves = list(_leaves(stops))
+    for leaf in leaves:
+        if isinstance(leaf, SignalStop):
+            return 128 + leaf.signum
+    if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        return 128 + signal.SIGINT
+    return None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -1,114 +1,125 @@
 """
-The getting-started demo: 100 events through a collector whose processor takes 0.25 s.
+``event-collector demo``: a collector queue under a load that rises and falls, watched live.
 
-Run it with ``python -m event_collector`` (options: ``--help``). Results go to standard
-output; the queue's log entries (JSON lines, INFO and up) go to standard error, so the two
-can be read or redirected apart. The demo configures structlog for that, which the library
-itself never does.
+The load, its samples and its summary are in ``_demo_load`` (no output, tested on a
+MockClock); this module picks the target (an in-process queue, or with ``distributed`` a
+gateway and worker processes from ``_demo_remote``) and the view (``_demo_view``: a live view
+on a terminal, plain lines otherwise), runs them, then prints the summary table (or, with
+``as_json``, the final metrics as JSON on stdout, the view going to stderr) and writes the
+plot (``_demo_plot``).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import logging
+import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
-import structlog
 import trio
+from rich.console import Console
 
-from ._collector import Collector
-from ._data import Context, Ok, Payload, Result
-from ._event import CollectorEvent
-from ._publisher import EventPublisher
-from ._queue import CollectorQueue
+from ._demo_load import DemoConfig, DemoReport, Sample, Target, local_target, run_load
+from ._demo_view import LineView, LiveView, print_summary, report_json
 
-
-def _handler(service_time: float) -> Any:
-    async def event_handler(payload: Payload[dict[str, Any]], ctx: Context) -> Result[Any]:
-        """
-        Stamp the payload id with the time it was received, after 'working' a while.
-        """
-        now = datetime.datetime.now(datetime.UTC).isoformat()
-        await trio.sleep(service_time)
-        return Ok({"id": payload.value["id"], "received_at": now})
-
-    return event_handler
+__all__ = ["SignalStop", "describe", "main"]
 
 
-async def send_events(publisher: EventPublisher[Any], count: int) -> list[CollectorEvent[Any]]:
+class SignalStop(Exception):
     """
-    Send ``count`` payloads and return their events.
+    A SIGTERM or SIGHUP (the terminal closed) stopped the demo, which cleaned up as on Ctrl-C.
     """
-    return [await publisher.send(Payload({"id": f"payload-{i}"})) for i in range(count)]
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        #: The signal's number.
+        self.signum = signum
 
 
-async def output_results(events: list[CollectorEvent[Any]]) -> None:
-    """
-    Wait for each event and print its first result's value.
-    """
-    for event in events:
-        result_list = await event.wait()
-        print(result_list.first().unwrap())
+async def _raise_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for signum in signals:
+            raise SignalStop(signum)
 
 
-async def run_demo(args: argparse.Namespace) -> None:
+def describe(config: DemoConfig, processes: int | None) -> str:
     """
-    Run the getting-started scenario and print the elapsed time.
+    Return the run's title: what runs the load, and the load.
     """
-    collector = Collector("demo-collector", _handler(args.service_time))
-    queue = CollectorQueue(
-        [collector],
-        min_consumers=args.min_consumers,
-        max_consumers=args.max_consumers,
-        report_interval=args.report_interval,
+    where = "in-process queue" if processes is None else f"{processes} workers via a gateway"
+    pool = f"{config.min_consumers}-{config.max_consumers} consumers"
+    if processes is not None:
+        pool += " each"
+    return (
+        f"{where}, {pool}; {config.events} events over {config.duration:g} s,"
+        f" {config.service_time * 1000:g} ms each"
     )
-    start = time.monotonic()
-    async with queue:
-        events = await send_events(queue.get_publisher(), args.events)
-        await output_results(events)
-    print(f"elapsed={time.monotonic() - start:.3f}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """
-    Return the demo's command-line parser.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m event_collector",
-        description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--events", type=int, default=100, help="events to send")
-    parser.add_argument(
-        "--service-time", type=float, default=0.25, help="seconds each event takes to process"
-    )
-    parser.add_argument("--min-consumers", type=int, default=1, help="smallest pool size")
-    parser.add_argument("--max-consumers", type=int, default=100, help="largest pool size")
-    parser.add_argument(
-        "--report-interval",
-        type=float,
-        default=0.1,
-        help="seconds between two metrics log entries (0: none)",
-    )
-    return parser
+@asynccontextmanager
+async def _target(config: DemoConfig, processes: int | None) -> AsyncIterator[Target]:
+    if processes is None:
+        async with local_target(config) as target:
+            yield target
+    else:
+        from ._demo_remote import distributed_target  # noqa: PLC0415  (the zmq extra)
+
+        async with distributed_target(config, processes) as target:
+            yield target
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+async def run(
+    config: DemoConfig, processes: int | None, view: Callable[[Sample], None]
+) -> DemoReport:
     """
-    Parse options, send log entries to standard error and run the demo.
+    Run the load on its target, showing each sample with ``view``.
+
+    Raises:
+        SignalStop: A SIGTERM or SIGHUP came first; the target has stopped (the worker
+            processes too).
     """
-    args = build_parser().parse_args(argv)
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-    trio.run(run_demo, args)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_raise_on_signal)
+        async with _target(config, processes) as target:
+            report = await run_load(config, target, view)
+        nursery.cancel_scope.cancel()
+    return report
+
+
+def main(
+    config: DemoConfig,
+    *,
+    processes: int | None,
+    plot: Path | None,
+    as_json: bool,
+    runner: Callable[..., Any],
+) -> None:
+    """
+    Run the demo with a view on stdout (stderr with ``as_json``) and report its end.
+
+    ``runner`` is ``trio.run``, or the command line's wrapper of it.
+    """
+    stream = sys.stderr if as_json else sys.stdout
+    title = describe(config, processes)
+    console = Console(file=stream)
+    view: Callable[[Sample], None]
+    context: AbstractContextManager[Any]
+    if console.is_terminal:
+        live = LiveView(console, title)
+        view, context = live, live
+    else:
+        print(f"event-collector demo: {title}", file=stream, flush=True)
+        view, context = LineView(stream), nullcontext()
+    with context:
+        report: DemoReport = runner(run, config, processes, view)
+    if as_json:
+        print(report_json(report, "local" if processes is None else "distributed"), flush=True)
+    else:
+        print_summary(report, console, "event-collector demo")
+    if plot is not None:
+        from ._demo_plot import write_plot  # noqa: PLC0415  (the plot extra)
+
+        write_plot(report, plot, f"event-collector demo: {title}")
+        print(f"plot written to {plot}", file=stream, flush=True)
