@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from event_collector import Collector, CollectorQueue, Context, Ok, Payload, Result
+from event_collector import Collector, CollectorQueue, Context, Error, Ok, Payload, Result
 from event_collector._cli import _require_prometheus, _worker_commands
 from event_collector.prometheus import PrometheusCollector, register, serve_metrics
 from event_collector.remote import Heartbeat, open_producer
@@ -138,6 +138,29 @@ class TestQueueSeries:
         assert types["event_collector_queue_service_seconds"] == "histogram"
         assert types["event_collector_queue_events_sent"] == "counter"
         assert types["event_collector_queue_consumers"] == "gauge"
+
+    async def test_events_by_outcome(self) -> None:
+        async def refuse(payload: Payload[float], ctx: Context) -> Result[float]:
+            return Error("no")
+
+        registry = CollectorRegistry()
+        queue = CollectorQueue(
+            [Collector("w", work), Collector("f", refuse)],
+            name="orders",
+            autoscale=False,
+            time_buckets=[1],
+            logging=False,
+        )
+        register(queue, registry=registry)
+        async with queue:
+            publisher = queue.get_publisher()
+            payloads = [Payload(0.0, keys=["w"]), Payload(0.0, keys=["f"]), Payload(0.0)]
+            for payload in payloads:  # ok; an Error; a broadcast with one Error among two
+                await (await publisher.send(payload)).wait()
+            _, done = scrape(registry)
+        assert done[q("events_total", outcome="ok")] == 1
+        assert done[q("events_total", outcome="error")] == 2
+        assert done[q("events_completed_total")] == 3
 
     def test_not_started_reads_zeros(self) -> None:
         registry = CollectorRegistry()

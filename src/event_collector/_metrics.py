@@ -13,6 +13,8 @@ from typing import final
 
 import attrs
 
+from ._data import Error, ResultList
+
 __all__ = ["Histogram", "Metrics", "MetricsRecorder", "QueueStatistics", "TimeHistograms"]
 
 
@@ -145,6 +147,9 @@ class TimeHistograms:
     service: Histogram
     #: Seconds from ``send()`` to a consumer taking the event.
     wait: Histogram
+    #: Events completed with at least one ``Error`` among their results (the others all
+    #: ``Ok``): ``service.count - failed`` succeeded.
+    failed: int = 0
 
     @classmethod
     def empty(cls, bounds: tuple[float, ...]) -> TimeHistograms:
@@ -177,6 +182,7 @@ class MetricsRecorder:
 
     __slots__ = (
         "_bounds",
+        "_failed",
         "_last_sample",
         "_load_area",
         "_load_time",
@@ -227,6 +233,7 @@ class MetricsRecorder:
         self._wait_buckets = [0] * (len(bounds) + 1)
         self._service_total = 0.0
         self._wait_total = 0.0
+        self._failed = 0  # events with an Error among their results
         # (time, arrivals, departures) at each sample, oldest first, within the rate window.
         self._marks: collections.deque[tuple[float, int, int]] = collections.deque()
         self._marks.append((start, 0, 0))
@@ -239,9 +246,11 @@ class MetricsRecorder:
         self._trimmed = 0  # entries dropped since the sums were last recomputed
         self._last_sample = start
 
-    def served(self, wait: float, service: float) -> None:
+    def served(self, wait: float, service: float, outcome: object = None) -> None:
         """
         Record one completed event: seconds it waited in the queue and in service.
+
+        Its ``outcome`` counts only with histograms (:meth:`served_in_buckets`).
         """
         index = self._ring_index
         self._wait_sum += wait - self._waits[index]
@@ -252,11 +261,17 @@ class MetricsRecorder:
         self._ring_index = 0 if index == len(self._services) else index
         self.departures += 1
 
-    def served_in_buckets(self, wait: float, service: float) -> None:
+    def served_in_buckets(self, wait: float, service: float, outcome: object) -> None:
         """
         Record one completed event as :meth:`served` does, and count it in the histograms.
+
+        It counts as failed if ``outcome`` (an Error, or a ResultList) holds an Error.
         """
         self.served(wait, service)
+        if type(outcome) is Error or (
+            type(outcome) is ResultList and any(type(r) is Error for r in outcome.results)
+        ):
+            self._failed += 1
         bounds = self._bounds
         self._service_buckets[bisect_left(bounds, service)] += 1
         self._wait_buckets[bisect_left(bounds, wait)] += 1
@@ -264,7 +279,7 @@ class MetricsRecorder:
         self._wait_total += wait
 
     @property
-    def on_served(self) -> Callable[[float, float], None]:
+    def on_served(self) -> Callable[[float, float, object], None]:
         """
         What the pool calls per completed event: with histograms only if they have buckets.
 
@@ -284,6 +299,7 @@ class MetricsRecorder:
         return TimeHistograms(
             Histogram(self._bounds, tuple(self._service_buckets), self._service_total),
             Histogram(self._bounds, tuple(self._wait_buckets), self._wait_total),
+            self._failed,
         )
 
     def mean_service_time(self) -> float:

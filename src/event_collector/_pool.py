@@ -26,7 +26,7 @@ __all__ = ["ConsumerPool"]
 T = TypeVar("T")
 
 #: Called after each event: (seconds it waited in the queue, seconds in service).
-ServiceHook = Callable[[float, float], None]
+ServiceHook = Callable[[float, float, object], None]
 
 
 @final
@@ -50,7 +50,8 @@ class ConsumerPool(Generic[T]):
         log: The queue's logger.
         failure_level: The level at which per-event failures are logged (None: not).
         now: The run's clock (``trio.current_time``).
-        on_served: Told the wait and service time of every completed event.
+        on_served: Told the wait and service time of every completed event, and its
+            outcome (its ResultList, or its lone result).
     """
 
     def __init__(
@@ -215,7 +216,7 @@ class ConsumerPool(Generic[T]):
                     # One clock reading per event: this one's end is the next one's start
                     # (events taken in a row), or the next start is read after a wait.
                     ended = now()
-                    on_served(started - event.sent_at, ended - started)
+                    on_served(started - event.sent_at, ended - started, outcome)
                     started = ended
                     event = None
         except trio.EndOfChannel:

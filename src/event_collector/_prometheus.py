@@ -120,6 +120,12 @@ class _Families:
             "Seconds from send() to a consumer taking the event.",
             labels=q,
         )
+        self.outcomes = _counter(
+            "queue_events",
+            "Events completed, by outcome: error if any of its results is an Error, else ok "
+            "(with time_buckets).",
+            [*q, "outcome"],
+        )
         self.gateway: dict[str, _Family] = {
             "producers": _gauge("gateway_producers", "Producers connected.", g),
             "workers": _gauge("gateway_workers", "Workers registered and alive.", g),
@@ -161,6 +167,7 @@ class _Families:
         yield from self.queue.values()
         yield self.service
         yield self.wait
+        yield self.outcomes
         yield from self.gateway.values()
         yield from self.worker.values()
 
@@ -190,6 +197,9 @@ class _Families:
                 label, _buckets(histograms.service), sum_value=histograms.service.sum
             )
             self.wait.add_metric(label, _buckets(histograms.wait), sum_value=histograms.wait.sum)
+            failed = histograms.failed
+            self.outcomes.add_metric([*label, "ok"], histograms.service.count - failed)
+            self.outcomes.add_metric([*label, "error"], failed)
 
     def add_gateway(self, gateway: Gateway) -> None:
         stats = gateway.statistics()
