@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from event_collector import Collector, CollectorEvent, Context, Ok, Payload, Result
-from event_collector.queue import SCHEDULE_EVERY, SCHEDULE_SLICE, YIELD_AFTER
+from event_collector.queue import SCHEDULE_EVERY, SCHEDULE_SLICE, SEND_PAUSE, YIELD_AFTER
 
 from .conftest import echo, fixed, schedule_points, sleeper
 
@@ -54,6 +54,20 @@ class TestWhenSendYields:
             assert points.count == 1
             await trio.testing.wait_all_tasks_blocked()
             assert values([first, second, third]) == [1, 2, 3]
+
+    async def test_a_send_after_a_pause_yields_to_the_consumer_it_wakes(
+        self, mock_clock: trio.testing.MockClock
+    ) -> None:
+        async with fixed([Collector("a", echo)]) as queue:
+            publisher = queue.get_publisher()
+            await (await publisher.send(0)).wait()
+            await trio.testing.wait_all_tasks_blocked()
+            for pause, yields in ((0.0, 0), (SEND_PAUSE / 2, 0), (SEND_PAUSE, 1)):
+                await trio.testing.wait_all_tasks_blocked()  # the consumer is parked
+                mock_clock.jump(pause)  # the task did something else for that long
+                with schedule_points() as points:
+                    await publisher.send(1)  # wakes the consumer
+                assert points.count == yields, pause
 
     async def test_a_consumer_yields_after_schedule_slice(
         self, mock_clock: trio.testing.MockClock

@@ -20,6 +20,7 @@ from ._data import Payload, Result, ResultList, _result_list, _set_result_keys, 
 __all__ = [
     "SCHEDULE_EVERY",
     "SCHEDULE_SLICE",
+    "SEND_PAUSE",
     "YIELD_AFTER",
     "CollectorEvent",
     "EventBase",
@@ -45,12 +46,16 @@ SCHEDULE_EVERY: Final = 64
 #: it yields, whatever the count: a slow synchronous processor does not hold the run longer.
 SCHEDULE_SLICE: Final = 0.5e-3
 
-#: Seconds a consumer woken by a ``send`` may wait for the sending task to yield. A send
-#: that wakes a consumer yields at once if sends have not yielded for this long (the first
-#: of a burst of arrivals starts at once), and a later send yields once that consumer has
-#: waited this long: sends in a tight loop (a few microseconds each) hand the consumers a
-#: batch of events per task switch, and none waits much longer than this for its start.
-YIELD_AFTER: Final = 20e-6
+#: Seconds a consumer woken by a ``send`` in a tight loop of sends may wait for the sending
+#: task to yield: the first send after it has waited this long yields. Sends a few
+#: microseconds apart then hand the consumers a batch of events per task switch, and none
+#: waits much longer than this for its start.
+YIELD_AFTER: Final = 100e-6
+
+#: Seconds between two sends that make a pause: a send after a pause that wakes a consumer
+#: yields to it at once. The task did something else in between (it slept, it read a
+#: socket, it parsed a message), so its events come one at a time, and each starts now.
+SEND_PAUSE: Final = 10e-6
 
 
 def make_pacer() -> Callable[[], bool]:

@@ -13,7 +13,7 @@ import trio
 from ._channels import QueueChannel
 from ._completions import DEFAULT_WINDOW, END, Completions
 from ._data import Payload
-from ._event import YIELD_AFTER, CollectorEvent, Sink
+from ._event import SEND_PAUSE, YIELD_AFTER, CollectorEvent, Sink
 from ._public import NoPublicConstructor
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
     Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
     """
 
-    __slots__ = ("_channel", "_now", "_pacer", "_resumed_at", "_supervisor", "_wake", "_woken_at")
+    __slots__ = ("_channel", "_now", "_pacer", "_sent_at", "_supervisor", "_wake", "_woken_at")
 
     @classmethod
     def _new(
@@ -70,7 +70,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         # when it first saw it: how long that consumer has waited for its turn to run.
         self._wake = 0
         self._woken_at = 0.0
-        self._resumed_at = -math.inf  # when a send that yielded went on
+        self._sent_at = -math.inf  # when the last send() was called
 
     def __repr__(self) -> str:
         return f"<EventPublisher at {id(self):#x}>"
@@ -89,9 +89,10 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         Raises:
             trio.ClosedResourceError: The queue is shutting down or has stopped.
 
-        Always a cancel point. A schedule point when it wakes a consumer (to let it start)
-        or waits for room; a send that adds to a backlog is one every
-        :data:`~event_collector.queue.SCHEDULE_EVERY` such sends.
+        Always a cancel point. A schedule point when it waits for room, when it wakes a
+        consumer after a pause (:data:`~event_collector.queue.SEND_PAUSE`) or a consumer it
+        woke has waited :data:`~event_collector.queue.YIELD_AFTER`, and every
+        :data:`~event_collector.queue.SCHEDULE_EVERY` sends otherwise.
 
         On cancellation nothing is queued.
         """
@@ -116,20 +117,20 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             raise _closed() from None
         if len(channel.buffer) > supervisor.wake_above:
             supervisor.wake()
+        previous, self._sent_at = self._sent_at, now
         if channel.waking:
             # A consumer woken for the queue's events is waiting for this task to yield.
-            # Yield at once if this send woke it and sends have not yielded for YIELD_AFTER
-            # (the first send after a pause: its event starts now), else once the consumer
-            # has waited YIELD_AFTER (sends in a tight loop hand over a batch of events per
-            # task switch, not one event).
+            # Yield at once if this send woke it after a pause (the task did something
+            # else since its last send: its events come one by one, and each starts now);
+            # else once the consumer has waited YIELD_AFTER (sends in a tight loop hand
+            # over a batch of events per task switch, not one event).
             if channel.wakes != self._wake:
                 self._wake, self._woken_at = channel.wakes, now
-                since = now - self._resumed_at
+                due = now - previous >= SEND_PAUSE
             else:
-                since = now - self._woken_at
-            if since >= YIELD_AFTER:
+                due = now - self._woken_at >= YIELD_AFTER
+            if due:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                self._resumed_at = self._now()
                 return event
         if self._pacer():
             await trio.lowlevel.cancel_shielded_checkpoint()

@@ -6,6 +6,7 @@ from ._completions import DEFAULT_WINDOW as DEFAULT_WINDOW
 from ._completions import Completions as Completions
 from ._event import SCHEDULE_EVERY as SCHEDULE_EVERY
 from ._event import SCHEDULE_SLICE as SCHEDULE_SLICE
+from ._event import SEND_PAUSE as SEND_PAUSE
 from ._event import YIELD_AFTER as YIELD_AFTER
 from ._event import CollectorEvent as CollectorEvent
 from ._event import SentEvent as SentEvent
@@ -61,6 +62,7 @@ __all__ = [
     "SCALE_DOWN_SAMPLES",
     "SCHEDULE_EVERY",
     "SCHEDULE_SLICE",
+    "SEND_PAUSE",
     "SHRINK_MARGINS",
     "TIME_BUCKETS",
     "WAKE_BACKLOG",
