@@ -15,7 +15,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from event_collector import Collector, CollectorEvent, Context, Ok, Payload, Result
+from event_collector import Collector, CollectorEvent, Context, Ok, Payload, QueueType, Result
 from event_collector.queue import SCHEDULE_EVERY, SCHEDULE_SLICE, SEND_PAUSE, YIELD_AFTER
 
 from .conftest import echo, fixed, schedule_points, sleeper
@@ -214,6 +214,49 @@ class TestAsCompleted:
         assert sent >= 3
         assert sorted(value for value, _ in got) == list(range(sent))
         assert all(result is not None for _, result in got)
+
+    @pytest.mark.parametrize("queue_type", list(QueueType))
+    async def test_every_queue_type(self, queue_type: QueueType) -> None:
+        gate = trio.Event()
+
+        async def gated(payload: Payload[int], ctx: Context) -> Result[int]:
+            await gate.wait()
+            return Ok(payload.value)
+
+        payloads = [Payload(i, priority=-i) for i in range(6)]
+        async with fixed([Collector("a", gated)], queue_type=queue_type) as queue:
+            completions = queue.get_publisher().as_completed(payloads)
+
+            async def open_gate() -> None:
+                await trio.testing.wait_all_tasks_blocked()  # all six sent
+                gate.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(open_gate)
+                got = [event.payload.value async for event in completions]
+        # One consumer: the first in service at once, the other five in the queue's order.
+        rest = {
+            QueueType.FIFO: [1, 2, 3, 4, 5],
+            QueueType.LIFO: [5, 4, 3, 2, 1],
+            QueueType.PRIORITY: [5, 4, 3, 2, 1],
+        }[queue_type]
+        assert got == [0, *rest]
+
+    async def test_a_failing_iterable(self) -> None:
+        def payloads() -> Any:
+            yield from range(5)
+            raise ValueError("bad input")
+
+        async with fixed([Collector("a", echo)]) as queue:
+            got = []
+            with pytest.raises(ValueError, match="bad input"):
+                async for event in queue.get_publisher().as_completed(payloads(), window=3):
+                    got.append(event.payload.value)
+            await trio.testing.wait_all_tasks_blocked()
+            stats = queue.statistics()
+            # Everything sent before the failure was processed, nothing was lost or doubled.
+            assert stats.sent == stats.completed == 5
+            assert len(got) <= 5
 
     @pytest.mark.parametrize("window", [0, -1, 1.5, "8"])
     async def test_bad_window(self, window: Any) -> None:

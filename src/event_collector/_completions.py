@@ -94,13 +94,12 @@ class Completions(Generic[T]):
                 # not one per event handed over.
                 try:
                     # Send what the window and the queue have room for.
-                    sent, self._next = self._publisher._send_some(
-                        self._next,
-                        self._payloads,
-                        self._window - held,
-                        self,
+                    sent, self._next, error = self._publisher._send_some(
+                        self._next, self._payloads, self._window - held, self
                     )
                     self._pending += sent
+                    if error is not None:
+                        raise error  # the payloads' iterator failed; what was sent completes
                 except trio.ClosedResourceError as exc:
                     self._closed, self._next = exc, END  # hand over what was sent first
             if self._done:
@@ -117,9 +116,10 @@ class Completions(Generic[T]):
                 # None of ours in flight and still no room: the queue is full of others'
                 # events. Wait for room as send() does.
                 event = await self._publisher.send(self._next)
-                self._next = next(self._payloads, END)
                 self._pending += 1
                 event._notify(self)
+                self._next = END  # in case the payloads' iterator fails
+                self._next = next(self._payloads, END)
 
     async def _park(self) -> None:
         self._parked = True
@@ -132,11 +132,10 @@ class Completions(Generic[T]):
 
     def resolved(self, event: EventBase[Any]) -> None:
         """
-        ``event`` has its results: hand it over next.
+        ``event`` (one of ours, a CollectorEvent) has its results: hand it over next.
         """
-        assert type(event) is CollectorEvent
         self._pending -= 1
-        self._done.append(event)
+        self._done.append(event)  # type: ignore[arg-type]  # ours: sent as CollectorEvents
         if self._parked:
             self._lot.unpark_all()
 

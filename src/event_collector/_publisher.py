@@ -189,35 +189,37 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
 
         Each step is a cancel point. Leaving the loop early stops the sending; events
         already sent are processed as usual. If the queue stops, the events sent before
-        are given first, then the iteration raises ``trio.ClosedResourceError``.
+        are given first, then the iteration raises ``trio.ClosedResourceError``. An
+        exception from ``payloads`` comes out of the iteration at once (the events sent
+        before it are processed as usual).
         """
         return Completions(self, payloads, window)
 
     def _send_some(
         self, first: object, payloads: Iterator[object], room: int, sink: Sink
-    ) -> tuple[int, object]:
+    ) -> tuple[int, object, Exception | None]:
         """
         Queue ``first`` and what follows in ``payloads``, at most ``room``, while room lasts.
 
         :meth:`send_nowait` in a loop, for :meth:`as_completed`: each event is told to
-        ``sink``.
+        ``sink``, and all are sent at the same time (one clock reading).
 
         Returns:
-            How many were queued, and the first payload not queued (``END`` if none is left).
+            How many were queued; the first payload not queued (``END`` if none is left);
+            the exception ``payloads`` raised, if it did (what was queued stays queued).
 
         Raises:
-            trio.ClosedResourceError: As :meth:`send_nowait` (nothing lost: the payload it
-                could not queue is not taken from ``payloads``).
+            trio.ClosedResourceError: As :meth:`send_nowait`, before queuing anything.
         """
-        channel, now, pacer = self._channel, self._now, self._pacer
+        channel, pacer = self._channel, self._pacer
         if channel.closed:
             raise _closed()
-        offer, sent = channel.offer, 0
+        offer, now, sent = channel.offerer(), self._now(), 0
         payload = first
         try:
             while sent < room:
                 event: CollectorEvent[T] = CollectorEvent(
-                    payload if type(payload) is Payload else Payload(payload), now(), pacer
+                    payload if type(payload) is Payload else Payload(payload), now, pacer
                 )
                 offer(event)  # send_nowait without the closed check made above
                 event._done = sink  # event._notify(sink), inlined: it cannot be done yet
@@ -227,9 +229,12 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                     break
         except trio.WouldBlock:
             self._supervisor.wake()  # a full queue: grow the pool for it now
-        if len(channel.buffer) > self._supervisor.wake_above:
-            self._supervisor.wake()
-        return sent, payload
+        except Exception as exc:  # from the payloads' iterator
+            return sent, END, exc
+        finally:
+            if len(channel.buffer) > self._supervisor.wake_above:
+                self._supervisor.wake()
+        return sent, payload, None
 
     def send_nowait(self, payload: Payload[Any] | object) -> CollectorEvent[T]:
         """
