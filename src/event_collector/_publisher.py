@@ -38,7 +38,16 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
     Get it with :meth:`CollectorQueue.get_publisher`; it is safe to share between tasks.
     """
 
-    __slots__ = ("_channel", "_now", "_pacer", "_sent_at", "_supervisor", "_wake", "_woken_at")
+    __slots__ = (
+        "_channel",
+        "_now",
+        "_offer",
+        "_pacer",
+        "_sent_at",
+        "_supervisor",
+        "_wake",
+        "_woken_at",
+    )
 
     @classmethod
     def _new(
@@ -63,6 +72,8 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         supervisor: Supervisor,
     ) -> None:
         self._channel = channel
+        # The channel's send_nowait without its closed check, which send() makes itself.
+        self._offer = channel.offerer()
         self._now = now
         self._pacer = pacer
         self._supervisor = supervisor
@@ -102,8 +113,10 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             payload if type(payload) is Payload else Payload(payload), now, self._pacer
         )
         channel, supervisor = self._channel, self._supervisor
+        if channel.closed:
+            raise _closed()
         try:
-            channel.send_nowait(event)
+            self._offer(event)
         except trio.WouldBlock:
             supervisor.wake()  # a full queue: grow the pool for it now
             try:
@@ -113,8 +126,6 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             if len(channel.buffer) > supervisor.wake_above:
                 supervisor.wake()  # in at last, behind a backlog the pool did not absorb
             return event
-        except trio.ClosedResourceError:
-            raise _closed() from None
         if len(channel.buffer) > supervisor.wake_above:
             supervisor.wake()
         previous, self._sent_at = self._sent_at, now
@@ -214,7 +225,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         channel, pacer = self._channel, self._pacer
         if channel.closed:
             raise _closed()
-        offer, now, sent = channel.offerer(), self._now(), 0
+        offer, now, sent = self._offer, self._now(), 0
         payload = first
         try:
             while sent < room:
@@ -254,13 +265,13 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
             payload if type(payload) is Payload else Payload(payload), self._now(), self._pacer
         )
         channel, supervisor = self._channel, self._supervisor
+        if channel.closed:
+            raise _closed()
         try:
-            channel.send_nowait(event)
+            self._offer(event)
         except trio.WouldBlock:
             supervisor.wake()  # a full queue: grow the pool for it now
             raise
-        except trio.ClosedResourceError:
-            raise _closed() from None
         if len(channel.buffer) > supervisor.wake_above:
             supervisor.wake()
         return event
