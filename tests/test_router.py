@@ -249,6 +249,71 @@ class TestDeliverSeveral:
         assert sorted(cancelled) == ["a", "b", "c"]
 
 
+class Fatal(BaseException):
+    """
+    A BaseException of a processor's own (as KeyboardInterrupt or SystemExit would be).
+    """
+
+
+class TestFanOutInAQueue:
+    """The queue's own fan-out runs processors inline until one waits, and still as a nursery."""
+
+    async def test_instant_processors_run_in_the_consumer_task(self) -> None:
+        tasks: list[trio.lowlevel.Task] = []
+
+        async def where(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            tasks.append(trio.lowlevel.current_task())
+            return Ok(payload.value)
+
+        chosen = [Collector(key, where) for key in "abc"]
+        async with CollectorQueue(chosen, autoscale=False, max_consumers=1) as queue:
+            results = await (await queue.get_publisher().send(Payload(1))).wait()
+        assert results == ResultList([Ok(1)] * 3, ["a", "b", "c"])
+        assert len(set(tasks)) == 1  # no task per collector
+
+    async def test_waiting_processors_run_concurrently(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        chosen = by_key(("a", echo), ("b", sleeper(1)), ("c", sleeper(1)), ("d", sleeper(1)))
+        async with CollectorQueue(chosen, autoscale=False, max_consumers=1) as queue:
+            results = await (await queue.get_publisher().send(Payload(1))).wait()
+            assert trio.current_time() == 1  # not 3
+        assert results == ResultList([Ok(1)] * 4, ["a", "b", "c", "d"])
+
+    @pytest.mark.parametrize("order", ["fatal first", "fatal last"])
+    async def test_a_base_exception_stops_the_others(
+        self, order: str, autojump_clock: trio.abc.Clock
+    ) -> None:
+        async def fatal(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            raise Fatal
+
+        pairs = [("f", fatal), ("s", sleeper(10))]
+        chosen = by_key(*(pairs if order == "fatal first" else pairs[::-1]))
+        queue = CollectorQueue(chosen, autoscale=False, max_consumers=1)
+        with pytest.raises(Fatal):
+            async with queue:
+                event = await queue.get_publisher().send(Payload(1))
+                await trio.sleep(20)
+        assert trio.current_time() < 10  # the sleeping collector did not hold it back
+        assert event.done
+
+    async def test_a_router_deadline_around_deliver_stops_every_collector(
+        self, autojump_clock: trio.abc.Clock
+    ) -> None:
+        class Bounded(Router[Any]):
+            async def handle_event(self, payload: Payload[Any]) -> ResultList[Any]:
+                with trio.move_on_after(1):
+                    return await self.deliver(payload, self.collectors)
+                return ResultList([Error("too slow")], [None])
+
+        chosen = by_key(("a", sleeper(10)), ("b", sleeper(10)))
+        queue = CollectorQueue(chosen, router=Bounded, autoscale=False, max_consumers=1)
+        async with queue:
+            results = await (await queue.get_publisher().send(Payload(1))).wait()
+            assert trio.current_time() == 1
+        assert results == ResultList([Error("too slow")], [None])
+
+
 class OnlyLast(Router[Any]):
     """
     Overrides select only: every payload goes to the last collector.

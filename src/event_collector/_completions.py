@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import trio
 
-from ._event import CollectorEvent, EventBase
+from ._event import CollectorEvent, EventBase, make_pacer
 
 if TYPE_CHECKING:
     from ._publisher import EventPublisher
@@ -30,6 +30,7 @@ DEFAULT_WINDOW = 1024
 
 #: No payload left to send.
 END: Any = object()
+_UNREAD: Any = object()  # the first payload, not read yet
 
 
 @final
@@ -46,6 +47,7 @@ class Completions(Generic[T]):
         "_done",
         "_lot",
         "_next",
+        "_pacer",
         "_parked",
         "_payloads",
         "_pending",
@@ -60,12 +62,13 @@ class Completions(Generic[T]):
             raise ValueError(f"window must be a positive int, got {window!r}")
         self._publisher = publisher
         self._payloads: Iterator[object] = iter(payloads)
-        self._next: object = next(self._payloads, END)
+        self._next: object = _UNREAD  # read by the first step, not here
         self._window = window
         self._pending = 0  # sent and not resolved yet (with _done: at most the window)
         self._done: collections.deque[CollectorEvent[T]] = collections.deque()
         self._lot = trio.lowlevel.ParkingLot()  # this iterator's task, waiting for a result
-        self._parked = False  # whether a task is in the lot (cheaper to ask than the lot)
+        self._parked = 0  # tasks in the lot (cheaper to ask than the lot)
+        self._pacer = make_pacer()
         self._closed: trio.ClosedResourceError | None = None  # the queue stopped taking more
 
     def __repr__(self) -> str:
@@ -87,6 +90,9 @@ class Completions(Generic[T]):
                 sent before still completes, and is given before this is raised).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._next is _UNREAD:
+            self._next = END  # in case the payloads' iterator fails
+            self._next = next(self._payloads, END)
         while True:
             held = self._pending + len(self._done)
             if self._next is not END and (held <= self._window >> 1 or not held):
@@ -103,7 +109,7 @@ class Completions(Generic[T]):
                 except trio.ClosedResourceError as exc:
                     self._closed, self._next = exc, END  # hand over what was sent first
             if self._done:
-                if self._publisher._pacer():
+                if self._pacer():
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 return self._done.popleft()
             if self._pending:
@@ -122,11 +128,11 @@ class Completions(Generic[T]):
                 self._next = next(self._payloads, END)
 
     async def _park(self) -> None:
-        self._parked = True
+        self._parked += 1
         try:
             await self._lot.park()  # resolved() unparks
         finally:
-            self._parked = False
+            self._parked -= 1
 
     # -- the sink ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ processor. So the router starts each processor in the consumer's own task, by ha
 cost of a call. The first one that does yield (it waits for something) is resumed in the
 consumer's task as trio schedules it (:func:`finish`), and only the collectors after it go
 to tasks of their own, started before it waits, so they run while it does (:class:`Join`
-waits for them).
+waits for them, and cancels them if the one in the consumer's task fails).
 
 Resuming by hand forwards what the coroutine yields to trio and what trio sends back, so the
 coroutine runs exactly as if awaited in this task: same task, same cancel scopes, same
@@ -51,15 +51,38 @@ def finish(coro: Coroutine[Any, Any, T], trap: object) -> Generator[Any, Any, T]
 @final
 class Join:
     """
-    Counts the tasks a delivery started; :meth:`wait` returns once every one has ended.
+    The tasks a delivery started: :meth:`wait` returns once every one has ended.
+
+    Each task runs in a :meth:`scope` of its own, so that :meth:`cancel` stops them all, as a
+    nursery cancels its children when one of them (or its own body) fails.
     """
 
-    __slots__ = ("_done", "pending")
+    __slots__ = ("_cancelled", "_done", "_scopes", "pending")
 
     def __init__(self, pending: int) -> None:
         #: Tasks not ended yet.
         self.pending = pending
         self._done = trio.Event()
+        self._scopes: list[trio.CancelScope] = []
+        self._cancelled = False
+
+    def scope(self) -> trio.CancelScope:
+        """
+        Return the cancel scope for one task to run in (cancelled already after cancel()).
+        """
+        scope = trio.CancelScope()
+        if self._cancelled:
+            scope.cancel()
+        self._scopes.append(scope)
+        return scope
+
+    def cancel(self) -> None:
+        """
+        Cancel every task, those not started yet included.
+        """
+        self._cancelled = True
+        for scope in self._scopes:
+            scope.cancel()
 
     def ended(self) -> None:
         """
@@ -74,8 +97,8 @@ class Join:
         Wait until every task has ended, even if this task is cancelled meanwhile.
 
         The tasks write the delivery's results: the delivery must not end before they do,
-        as a nursery would not. A cancellation of the whole queue reaches them too; this
-        task sees its own at its next checkpoint.
+        as a nursery would not. Whoever cancels this task cancels them too (the queue's
+        shutdown encloses the pool's nursery), or calls :meth:`cancel` first.
         """
         if self.pending:
             with trio.CancelScope(shield=True):

@@ -36,9 +36,10 @@ T_co = TypeVar("T_co", covariant=True)
 #: a backlog, a ``wait`` on a done event, a consumer taking a waiting event. Each ``send`` and
 #: ``wait`` is still a cancel point, and every ``SCHEDULE_EVERY``-th (counted per queue for
 #: send/wait, per consumer for takes) yields: a task looping on them still lets the others
-#: run, and a task switch (about as costly as thirty no-op events) is paid once per batch
-#: instead of once per event. Consumers also yield after :data:`SCHEDULE_SLICE`, and a send
-#: after :data:`YIELD_AFTER` when a consumer it woke is waiting. (``trio.lowlevel.checkpoint``
+#: run, and a task switch (costlier than the queue's own work for a no-op event) is paid
+#: once per batch instead of once per event. Consumers also yield after
+#: :data:`SCHEDULE_SLICE`, and a send after :data:`YIELD_AFTER` when a consumer it woke is
+#: waiting. (``trio.lowlevel.checkpoint``
 #: allows the scheduler the same choice; trio issue #1757 proposes making it by time.)
 SCHEDULE_EVERY: Final = 64
 

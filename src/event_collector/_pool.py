@@ -25,7 +25,8 @@ __all__ = ["ConsumerPool"]
 
 T = TypeVar("T")
 
-#: Called after each event: (seconds it waited in the queue, seconds in service).
+#: Called after each event: (seconds it waited in the queue, seconds in service, its
+#: outcome: the ResultList, or the lone result).
 ServiceHook = Callable[[float, float, object], None]
 
 

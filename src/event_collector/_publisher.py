@@ -162,9 +162,9 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                 before it were queued and are processed.
 
         Always a cancel point, and a schedule point when it wakes a consumer or waits for
-        room. On cancellation (possible only while it waits for room) the payloads queued
-        so far are processed and the rest are not sent. To take the results as they come,
-        see :meth:`as_completed`.
+        room. Cancelled on entry, it sends nothing; cancelled while it waits for room, the
+        payloads queued so far are processed and the rest are not sent. To take the results
+        as they come, see :meth:`as_completed`.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         events: list[CollectorEvent[T]] = []
@@ -192,7 +192,8 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
         no ``trio.Event`` per event: the cheapest way to run a batch.
 
         Args:
-            payloads: Payloads (or plain values, as for :meth:`send`), read lazily.
+            payloads: Payloads (or plain values, as for :meth:`send`), read lazily: from
+                the first step of the iteration on, as room allows.
             window: How many of its events may be sent and not yet given at once.
 
         Raises:
@@ -208,7 +209,7 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
 
     def _send_some(
         self, first: object, payloads: Iterator[object], room: int, sink: Sink
-    ) -> tuple[int, object, Exception | None]:
+    ) -> tuple[int, object, BaseException | None]:
         """
         Queue ``first`` and what follows in ``payloads``, at most ``room``, while room lasts.
 
@@ -217,7 +218,8 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
 
         Returns:
             How many were queued; the first payload not queued (``END`` if none is left);
-            the exception ``payloads`` raised, if it did (what was queued stays queued).
+            the exception ``payloads`` raised or a payload caused, if any (what was
+            queued before stays queued).
 
         Raises:
             trio.ClosedResourceError: As :meth:`send_nowait`, before queuing anything.
@@ -240,8 +242,8 @@ class EventPublisher(Generic[T], metaclass=NoPublicConstructor):
                     break
         except trio.WouldBlock:
             self._supervisor.wake()  # a full queue: grow the pool for it now
-        except Exception as exc:  # from the payloads' iterator
-            return sent, END, exc
+        except BaseException as exc:  # from the payloads' iterator, or a payload it gave
+            return sent, END, exc  # (not queued: Payload(...) refused it, or its priority)
         finally:
             if len(channel.buffer) > self._supervisor.wake_above:
                 self._supervisor.wake()

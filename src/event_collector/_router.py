@@ -97,50 +97,59 @@ class Router(Generic[T]):
         if not collectors:
             return NOT_DELIVERED
         results: list[Result[T] | None] = [None] * len(collectors)
-        keys = tuple(c.key for c in collectors)
-        if flight is None or flight.nursery is None:  # outside a consumer: a nursery of its own
-            await _gather(payload, collectors, results)
-            return _result_list(tuple(r for r in results if r is not None), keys)
+        if flight is not None:
+            flight.collectors, flight.results = collectors, results
+        await _gather(payload, collectors, results)
+        if flight is not None:
+            flight.results = None  # on cancellation they stay, for the consumer to read
+        return _result_list(
+            tuple(r for r in results if r is not None), tuple(c.key for c in collectors)
+        )
+
+    async def _fan_out(
+        self, payload: Payload[Any], collectors: Sequence[Collector[T]], flight: InFlight
+    ) -> ResultList[T]:
+        """
+        :meth:`deliver` for a consumer of the queue, without a task per collector.
+
+        Only where the queue itself routes (``select``): no cancel scope of a router's own
+        lies between the consumer and the processors, so the collectors' tasks may live in
+        the pool's nursery (see _eager). Each processor starts in this task; those that
+        finish without waiting cost a call; at the first that waits, the rest start as tasks
+        beside it. A BaseException (not an Exception: ``process`` catches those) from one
+        stops the others, as out of a nursery.
+        """
+        if not collectors:
+            return NOT_DELIVERED
+        nursery = flight.nursery
+        assert nursery is not None
+        results: list[Result[T] | None] = [None] * len(collectors)
         flight.collectors, flight.results = collectors, results
-        # Eager: each processor starts in this task (see _eager). Those that finish without
-        # waiting cost a call; at the first that waits, the rest start as tasks beside it.
-        fatal: list[BaseException] = []
         for index, collector in enumerate(collectors):
             coro = collector.process(payload)
             try:
-                trap = coro.send(None)
+                trap = coro.send(None)  # a BaseException propagates: the rest never start
             except StopIteration as done:
                 results[index] = done.value
-                continue
-            except BaseException as exc:  # not an Exception (process() catches those)
-                fatal.append(exc)  # the others still run, as they would in a nursery
                 continue
             rest = range(index + 1, len(collectors))
             join = Join(len(rest))
             for later in rest:
-                flight.nursery.start_soon(_run, payload, collectors[later], results, later, join)
+                nursery.start_soon(_run, payload, collectors[later], results, later, join)
             try:
-                try:
-                    results[index] = await finish(coro, trap)
-                finally:
-                    await join.wait()
-            except trio.Cancelled:
-                if not fatal:
-                    raise
-                # An earlier processor's own BaseException goes first, as out of a nursery
-                # (where the cancellation is dropped: the next checkpoint raises it again).
-            except BaseException as exc:
-                if not fatal:
-                    raise
-                fatal.append(exc)
-            if None in results and not fatal:  # one of the rest was cancelled: so is this
+                results[index] = await finish(coro, trap)
+            except BaseException:
+                join.cancel()  # the rest stop too, as a nursery's children would
+                raise
+            finally:
+                await join.wait()
+            if None in results:  # one of the rest was cancelled (a shutdown): so is this
                 await trio.lowlevel.checkpoint_if_cancelled()
             break
-        if fatal:
-            raise fatal[0] if len(fatal) == 1 else BaseExceptionGroup("processors failed", fatal)
         flight.results = None  # on cancellation they stay, for the consumer to read
         return _result_list(
-            tuple(Error(ShutdownError()) if r is None else r for r in results), keys
+            tuple(Error(ShutdownError()) if r is None else r for r in results),
+            tuple(c.key for c in collectors),
         )
 
     @disable_ki_protection
@@ -172,7 +181,9 @@ class Router(Generic[T]):
             else:
                 collectors = self.select(payload)
             if len(collectors) != 1:
-                return await self.deliver(payload, collectors), ()
+                if flight.nursery is None:
+                    return await self.deliver(payload, collectors), ()
+                return await self._fan_out(payload, collectors, flight), ()
             collector = collectors[0]
             flight.collectors = collectors
             result = await collector.process(payload)
@@ -193,7 +204,8 @@ async def _run(
     Run one collector of a fan-out in a task of its own.
     """
     try:
-        results[index] = await collector.process(payload)
+        with join.scope():
+            results[index] = await collector.process(payload)
     finally:
         join.ended()
 
@@ -202,15 +214,17 @@ async def _gather(
     payload: Payload[Any], collectors: Sequence[Collector[T]], results: list[Result[T] | None]
 ) -> None:
     """
-    Run ``collectors`` concurrently in a nursery, for a delivery outside any consumer.
+    Run ``collectors`` concurrently in a nursery, nested in the caller's cancel scopes.
     """
 
     async def run(index: int, collector: Collector[T]) -> None:
         results[index] = await collector.process(payload)
 
+    last = len(collectors) - 1
     async with trio.open_nursery() as nursery:
-        for index, collector in enumerate(collectors):
-            nursery.start_soon(run, index, collector)
+        for index in range(last):
+            nursery.start_soon(run, index, collectors[index])
+        await run(last, collectors[last])  # in this task: one spawn fewer
 
 
 @final
