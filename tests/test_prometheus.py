@@ -290,6 +290,11 @@ class TestServer:
             (b"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
             (b"POST /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
             (b"nonsense\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+            (
+                b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=abc"
+                b"\r\n\r\n",
+                "HTTP/1.1 400 Bad Request",
+            ),
         ],
     )
     async def test_errors(
@@ -302,6 +307,23 @@ class TestServer:
         assert int(headers["content-length"]) == len(body) > 0
         if "405" in status:
             assert headers["allow"] == "GET, HEAD"
+
+    async def test_connections_beyond_the_limit_are_closed_at_once(
+        self, server: tuple[int, CollectorRegistry]
+    ) -> None:
+        port, registry = server
+        with trio.fail_after(10):
+            idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(16)]
+            await trio.testing.wait_all_tasks_blocked()  # 16 handlers wait for requests
+            extra = await trio.open_tcp_stream("127.0.0.1", port)
+            assert await extra.receive_some() == b""  # closed without an answer
+            await extra.aclose()
+            for stream in idle:
+                await stream.aclose()
+            await trio.testing.wait_all_tasks_blocked()  # their handlers have ended
+            status, _, body = await http(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK"
+        assert body == generate_latest(registry)
 
     async def test_oversized_request_is_dropped(
         self, server: tuple[int, CollectorRegistry]
@@ -358,6 +380,12 @@ class TestCommandLine:
         _require_prometheus(None)  # no --metrics-port: nothing needed
         with pytest.raises(click.UsageError, match=r"pip install 'event-collector\[prometheus\]'"):
             _require_prometheus(0)
+
+    def test_ports_beyond_65535_are_a_usage_error(self) -> None:
+        _require_prometheus(65534, 2)  # 65534 and 65535
+        _require_prometheus(0, 100)  # a free port each
+        with pytest.raises(click.UsageError, match="ports up to 65536, beyond 65535"):
+            _require_prometheus(65534, 3)
 
     @pytest.mark.parametrize(
         ("port", "first", "expected"),

@@ -6,7 +6,8 @@ Subcommands: ``demo``, and the distributed mode's ``gateway``, ``worker``, ``ser
 ``--log-format json``). A user mistake (a bad option, an import path that does not resolve,
 an endpoint in use) exits with status 2 and one line, no traceback. ``gateway``, ``worker``
 and ``serve`` stop on SIGINT or SIGTERM: they stop taking tasks, finish those they hold
-(bounded by ``--drain-timeout``), deliver the results and exit 0. ``gateway`` and ``serve``
+(bounded by ``--drain-timeout``), deliver the results and exit 0 (a second signal meanwhile
+is ignored: the drain is bounded already). ``gateway`` and ``serve``
 print their ready line (``gateway ready: producers=... workers=...``) on stdout once they
 handle those signals. With ``--metrics-port`` they serve Prometheus metrics over HTTP (the
 ``prometheus`` extra), and log ``metrics_serving`` with the port bound before they are ready.
@@ -317,7 +318,10 @@ _metrics_options = [
 ]
 
 
-def _require_prometheus(port: int | None) -> None:
+def _require_prometheus(port: int | None, servers: int = 1) -> None:
+    """
+    Fail (one line) without the extra, or if ``servers`` ports from ``port`` on pass 65535.
+    """
     if port is None:
         return
     try:
@@ -326,6 +330,14 @@ def _require_prometheus(port: int | None) -> None:
         _fail(
             "--metrics-port needs the prometheus extra: pip install 'event-collector[prometheus]'"
         )
+    if port and port + servers - 1 > _LAST_PORT:
+        _fail(
+            f"--metrics-port {port} gives {servers} servers ports up to {port + servers - 1},"
+            f" beyond {_LAST_PORT}"
+        )
+
+
+_LAST_PORT: Final = 65535
 
 
 def _nth_port(port: int | None, index: int) -> int | None:
@@ -604,7 +616,7 @@ def worker(
     gateway's worker endpoint (tcp://, ipc://) or a Redis URL (redis://, rediss://, unix://).
     Worker processes serve metrics on consecutive ports, from --metrics-port on.
     """
-    _require_prometheus(metrics_port)
+    _require_prometheus(metrics_port, processes)
     from ._producer import is_redis_url  # noqa: PLC0415
 
     redis = is_redis_url(connect)
@@ -713,7 +725,7 @@ def serve(
     gateway on port P of --metrics-port, the N workers on ports P+1 to P+N.
     """
     _require_zmq()
-    _require_prometheus(metrics_port)
+    _require_prometheus(metrics_port, 1 + processes)  # the gateway, then each worker
     _load(collectors)
     with tempfile.TemporaryDirectory(prefix="ec-") as tmp:
         endpoint = workers or f"ipc://{tmp}/workers"

@@ -16,6 +16,7 @@ cleaning up (``kill -9``) sees its standard input close too, and leaves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -96,12 +97,16 @@ def _worker_command(endpoint: str, config: DemoConfig) -> list[str]:
 
 async def _read_reports(stream: trio.abc.ReceiveStream, workers: _Workers, index: int) -> None:
     buffer = b""
-    while chunk := await stream.receive_some():
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        for line in lines:
-            workers.reports[index] = json.loads(line)
-        workers.changed.set()
-        workers.changed = trio.Event()
+    with contextlib.suppress(trio.ClosedResourceError):  # _stop closed it: the worker ended
+        while chunk := await stream.receive_some():
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    workers.reports[index] = json.loads(line)
+                except ValueError:
+                    continue  # not a report (something the collectors printed): skip it
+            workers.changed.set()
+            workers.changed = trio.Event()
 
 
 async def _stop(process: trio.Process) -> None:
@@ -115,6 +120,8 @@ async def _stop(process: trio.Process) -> None:
     if process.returncode is None:
         process.kill()
     await process.wait()
+    if process.stdout is not None:
+        await process.stdout.aclose()
 
 
 async def _run_workers(

@@ -51,6 +51,8 @@ Source: TypeAlias = "CollectorQueue[Any] | Worker | Gateway"
 _MAX_HEAD: Final = 8192
 #: Seconds a client has to send its request and take the answer.
 _REQUEST_TIMEOUT: Final = 10.0
+#: Connections answered at once; more are closed at once (the scrapers of one process).
+_MAX_CONNECTIONS: Final = 16
 _REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS_500: Final = "Internal Server Error"
 
@@ -369,8 +371,20 @@ async def serve_metrics(
     bound: int = listeners[0].socket.getsockname()[1]
     log = get_logger(True, component="metrics")
 
+    limit = trio.CapacityLimiter(_MAX_CONNECTIONS)
+
     async def handler(stream: trio.SocketStream) -> None:
-        await _answer(stream, registry, log)
+        try:
+            limit.acquire_nowait()
+        except trio.WouldBlock:  # more scrapers at once than any setup has: refuse
+            await stream.aclose()
+            return
+        try:
+            await _answer(stream, registry, log)
+        except Exception as exc:  # one bad request never ends the server
+            log.error("metrics_request_failed", exc_info=exc)
+        finally:
+            limit.release()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handler, listeners)
@@ -426,7 +440,10 @@ def _response(head: bytes, registry: CollectorRegistry, log: FilteringBoundLogge
         return _plain(405, "only GET and HEAD\n", extra="Allow: GET, HEAD\r\n")
     if target.split("?", 1)[0] not in ("/metrics", "/"):
         return _plain(404, "metrics are at /metrics\n")
-    encoder, content_type = choose_encoder(headers.get("accept", ""))
+    try:
+        encoder, content_type = choose_encoder(headers.get("accept", ""))
+    except Exception:  # an Accept header prometheus_client cannot read
+        return _plain(400, "bad Accept header\n")
     try:
         body = encoder(registry)
     except Exception as exc:

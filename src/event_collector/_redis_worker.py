@@ -149,6 +149,11 @@ class RedisWorker(Worker):
                 except coredis.exceptions.StreamConsumerGroupError:
                     self._groups_missing = True  # Redis lost them (restarted without data)
                     continue
+                except coredis.exceptions.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._groups_missing = True  # the same, reported from inside a script
+                    continue
                 except RETRYABLE as exc:
                     self._failed_call(exc)
                     await trio.sleep(backoff)

@@ -67,7 +67,8 @@ class Recorder:
             ``Ok(payload.value)``, an ``Ok`` or ``Error`` to return every time, or a
             function of the payload returning one (it may raise, too).
         raises: An exception raised on every call instead of returning (its traceback is
-            reset each time); the queue turns it into an ``Error`` result.
+            reset each time): an ``Exception`` becomes an ``Error`` result, while a
+            ``BaseException`` (``KeyboardInterrupt``, say) comes out of the queue as itself.
         delay: Seconds to sleep before returning or raising; ``math.inf`` never returns
             (the collector's ``timeout`` or the queue's shutdown ends the call). 0, the
             default, returns without a checkpoint.
