@@ -86,9 +86,9 @@ import zmq.utils.monitor
 
 from event_collector import Collector, CollectorQueue, Context, Delivery, Ok, Payload, Result
 from event_collector.remote import CurveClient, open_producer
+from processes import cpu_seconds, machine_cpu_seconds, read_line, spawn, stop
 
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
 #: The environment variable telling worker processes how many loop turns burn 1 ms.
 SPIN_VARIABLE = "EC_BENCH_SPIN"
 ZmqContext = zmq.Context[zmq.Socket[bytes]]
@@ -141,24 +141,6 @@ def calibrate() -> int:
 
 
 # -- processes ----------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """
-    Return the CPU time (user + system) process ``pid`` has used.
-    """
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def machine_cpu_seconds() -> float:
-    """
-    Return the CPU time every core of the machine has spent busy (not idle, not iowait).
-    """
-    with open("/proc/stat") as stat:
-        ticks = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
 
 
 def busy_elsewhere(elapsed: float, before: dict[str, float], after: dict[str, float]) -> float:
@@ -214,41 +196,6 @@ def make_keys(directory: Path) -> Keys:
     return Keys(directory)
 
 
-def spawn(command: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        list(command),
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def read_line(process: subprocess.Popen[str], prefix: str) -> str:
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(prefix):
-        raise RuntimeError(f"expected {prefix!r} from {process.args!r}, got {line!r}")
-    return line
-
-
-def stop(processes: Sequence[subprocess.Popen[str]]) -> None:
-    """
-    SIGTERM each process, then SIGKILL the ones still running after 5 s.
-    """
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + 5
-    for process in processes:
-        try:
-            process.wait(max(deadline - time.monotonic(), 0.01))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
 @contextlib.contextmanager
 def project_cluster(workers: int, collectors: str, keys: Keys | None = None) -> Iterator[Cluster]:
     """
@@ -272,7 +219,8 @@ def project_cluster(workers: int, collectors: str, keys: Keys | None = None) -> 
                 "--workers",
                 "tcp://127.0.0.1:0",
                 *gateway_curve,
-            ]
+            ],
+            read=True,
         )
         started.append(gateway)
         line = read_line(gateway, "gateway ready: ")
@@ -301,7 +249,7 @@ def raw_cluster(workers: int, kind: str, keys: Keys | None = None) -> Iterator[C
         curve += ["--curve", str(keys.directory)]
     started: list[subprocess.Popen[str]] = []
     try:
-        broker = spawn([*script, "--role", "broker", "--workers", str(workers), *curve])
+        broker = spawn([*script, "--role", "broker", "--workers", str(workers), *curve], read=True)
         started.append(broker)
         line = read_line(broker, "broker ready: ")
         endpoints = dict(part.split("=", 1) for part in line.split()[2:])

@@ -74,9 +74,9 @@ import zmq
 
 from event_collector import Collector, Context, Delivery, Ok, Payload, Result
 from event_collector.remote import open_producer
+from processes import cpu_seconds, machine_cpu_seconds, read_line, spawn, stop
 
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
 #: The environment of streaQ's worker processes: the Redis URL and the queue name.
 STREAQ_URL = "EC_BENCH_STREAQ_URL"
 STREAQ_QUEUE = "EC_BENCH_STREAQ_QUEUE"
@@ -156,24 +156,6 @@ def __getattr__(name: str) -> Any:
 # -- processes ----------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """
-    Return the CPU time (user + system) process ``pid`` has used.
-    """
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def machine_cpu_seconds() -> float:
-    """
-    Return the CPU time every core of the machine has spent busy (not idle, not iowait).
-    """
-    with open("/proc/stat") as stat:
-        ticks = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
-
-
 @dataclass
 class Cluster:
     """
@@ -195,51 +177,6 @@ class Cluster:
         used["producer"] = time.process_time()
         used["machine"] = machine_cpu_seconds()
         return used
-
-
-def spawn(
-    command: Sequence[str], env: dict[str, str] | None = None, *, read: bool = False
-) -> subprocess.Popen[str]:
-    """
-    Start ``command`` in a process group of its own (stopped as a whole).
-
-    Its standard output is a pipe to :func:`read_line` from when ``read``, else discarded.
-    """
-    return subprocess.Popen(
-        list(command),
-        stdout=subprocess.PIPE if read else subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-
-
-def read_line(process: subprocess.Popen[str], prefix: str) -> str:
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(prefix):
-        raise RuntimeError(f"expected {prefix!r} from {process.args!r}, got {line!r}")
-    return line
-
-
-def stop(processes: Sequence[subprocess.Popen[str]]) -> None:
-    """
-    SIGTERM each process group, then SIGKILL the ones still running after 5 s.
-    """
-    for process in processes:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 15)
-    deadline = time.monotonic() + 5
-    for process in processes:
-        try:
-            process.wait(max(deadline - time.monotonic(), 0.01))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def python_path() -> dict[str, str]:
@@ -296,7 +233,7 @@ def redis_cluster(url: str, workers: int) -> Iterator[Cluster]:
         for index in range(workers):
             command = [*cli, "worker", "redis_streams:noop_collectors"]
             command += ["--connect", url, "--queue", queue]
-            worker = spawn(command, python_path())
+            worker = spawn(command, python_path(), session=True)
             started.append(worker)
             cluster.processes[f"worker {index + 1}"] = worker
         yield cluster
@@ -316,6 +253,7 @@ def zmq_cluster(workers: int) -> Iterator[Cluster]:
         gateway = spawn(
             [*cli, "gateway", "--producers", "tcp://127.0.0.1:0", "--workers", "tcp://127.0.0.1:0"],
             read=True,
+            session=True,
         )
         started.append(gateway)
         line = read_line(gateway, "gateway ready: ")
@@ -324,7 +262,7 @@ def zmq_cluster(workers: int) -> Iterator[Cluster]:
         for index in range(workers):
             command = [*cli, "worker", "redis_streams:noop_collectors"]
             command += ["--connect", endpoints["workers"]]
-            worker = spawn(command, python_path())
+            worker = spawn(command, python_path(), session=True)
             started.append(worker)
             cluster.processes[f"worker {index + 1}"] = worker
         yield cluster
@@ -344,7 +282,7 @@ def streaq_cluster(url: str, workers: int) -> Iterator[Cluster]:
     started: list[subprocess.Popen[str]] = []
     try:
         for index in range(workers):
-            worker = spawn(command, env)
+            worker = spawn(command, env, session=True)
             started.append(worker)
             cluster.processes[f"worker {index + 1}"] = worker
         yield cluster
