@@ -77,17 +77,24 @@ class RemoteEvent(EventBase[T]):
     when the task could not run (no gateway, refused, the producer closed first).
     """
 
-    __slots__ = ("attempts", "task_id")
+    __slots__ = ("_wire", "attempts", "task_id")
 
     #: The producer's id for the task.
     task_id: TaskId
     #: Deliveries to a worker that the result came from: 1, or more after a worker died.
     attempts: int
 
-    def __init__(self, payload: Payload[Any], task_id: TaskId, pacer: Any) -> None:
-        super().__init__(payload, pacer)
+    def __init__(self, payload: Payload[Any], task_id: TaskId, task: Any, pacer: Any) -> None:
+        # EventBase.__init__, inlined: one event per send.
+        self.payload = payload
+        self._pacer = pacer
+        self._outcome = None
+        self._key = ()
+        self._done = None
         self.task_id = task_id
         self.attempts = 0
+        # The task as the transport sends it, kept while pending to send it again.
+        self._wire = task
 
 
 @final
@@ -139,8 +146,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._serializer = serializer
         self._log = log
         self._pacer = make_pacer()
-        # Every pending task with what is needed to send it again, until its result comes.
-        self._pending: dict[TaskId, tuple[RemoteEvent[T], Any]] = {}
+        # Every pending event (with its task, to send it again) until its result comes.
+        self._pending: dict[TaskId, RemoteEvent[T]] = {}
         self._outbox: list[Any] = []  # tasks to send
         self._wake = trio.Event()  # the sending task has something to do
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for the window
@@ -185,12 +192,16 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         ``SCHEDULE_EVERY`` sends. On cancellation nothing is sent.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        event, task = self._prepare(payload)
-        while len(self._pending) >= self._window:
+        event = self._event(payload if type(payload) is Payload else Payload(payload))
+        pending = self._pending
+        while len(pending) >= self._window:
             self._check_open()
             await self._room.park()
         self._check_open()
-        self._enqueue(event, task)
+        # _enqueue(event), inlined: once per send.
+        pending[event.task_id] = event
+        self._outbox.append(event._wire)
+        self._wake.set()
         if self._pacer():
             await trio.lowlevel.cancel_shielded_checkpoint()
         return event
@@ -205,18 +216,12 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
             GatewayError: The broker has not answered for its timeout.
             trio.ClosedResourceError: The producer is closing.
         """
-        event, task = self._prepare(payload)
+        event = self._event(payload if type(payload) is Payload else Payload(payload))
         self._check_open()
         if len(self._pending) >= self._window:
             raise trio.WouldBlock
-        self._enqueue(event, task)
+        self._enqueue(event)
         return event
-
-    def _prepare(self, payload: Payload[Any] | object) -> tuple[RemoteEvent[T], Any]:
-        if type(payload) is not Payload:
-            payload = Payload(payload)
-        task_id = self._next_id()
-        return RemoteEvent(payload, task_id, self._pacer), self._task(task_id, payload)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -225,9 +230,9 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         if reason is not None:
             raise GatewayError(reason)
 
-    def _enqueue(self, event: RemoteEvent[T], task: Any) -> None:
-        self._pending[event.task_id] = (event, task)
-        self._outbox.append(task)
+    def _enqueue(self, event: RemoteEvent[T]) -> None:
+        self._pending[event.task_id] = event
+        self._outbox.append(event._wire)
         self._wake.set()
 
     def _resolve(
@@ -243,25 +248,30 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         ``outcome`` and ``key`` are as ``EventBase._resolve`` takes them (see
         ``to_resolution``).
         """
-        entry = self._pending.pop(task_id, None)
-        if entry is None:
+        event = self._pending.pop(task_id, None)
+        if event is None:
             self._duplicates += 1
             return
-        event = entry[0]
+        event._wire = None
         event.attempts = attempts
         event._resolve(outcome, key)
-        self._released()
+        # _released(), inlined: once per result.
+        if self._room:
+            self._room.unpark()
+        if not self._pending:
+            self._settled.unpark_all()
 
     def _fail(self, task_id: TaskId, reason: str) -> None:
         """
         Resolve the pending event of ``task_id`` with ``Error(GatewayError(reason))``.
         """
-        entry = self._pending.pop(task_id, None)
-        if entry is None:
+        event = self._pending.pop(task_id, None)
+        if event is None:
             return
-        if entry[1] in self._outbox:
-            self._outbox.remove(entry[1])
-        entry[0]._resolve(failed(reason))
+        if event._wire in self._outbox:
+            self._outbox.remove(event._wire)
+        event._wire = None
+        event._resolve(failed(reason))
         self._released()
 
     def _fail_all(self, reason: str) -> None:
@@ -270,7 +280,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         """
         pending, self._pending = self._pending, {}
         self._outbox.clear()
-        for event, _ in pending.values():
+        for event in pending.values():
+            event._wire = None
             event._resolve(failed(reason))
         self._room.unpark_all()
         self._settled.unpark_all()
@@ -298,12 +309,11 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
 
     # -- what each transport provides ----------------------------------------------------
 
-    def _next_id(self) -> TaskId:
-        raise NotImplementedError  # pragma: no cover
-
-    def _task(self, task_id: TaskId, payload: Payload[Any]) -> Any:
+    def _event(self, payload: Payload[Any]) -> RemoteEvent[T]:
         """
-        Return ``payload`` as the transport sends it (``TypeError`` if it cannot).
+        Return the event of ``payload``, with a new task id and the task as sent.
+
+        Raises ``TypeError`` if the transport cannot send the payload.
         """
         raise NotImplementedError  # pragma: no cover
 

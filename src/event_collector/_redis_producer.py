@@ -29,7 +29,7 @@ import trio
 
 from ._data import Delivery, Payload, ResultList
 from ._logging import get_logger
-from ._producer import Producer, TaskId, failed
+from ._producer import Producer, RemoteEvent, failed
 from ._redis_streams import DEFAULT_QUEUE, ENQUEUE, Keys, Reply, level_of
 from ._serializer import Serializer
 from ._tasks import to_resolution, to_result_list, to_task
@@ -89,16 +89,13 @@ class RedisProducer(Producer[T]):
         self._freed = trio.Event()  # results came in since the last enqueue
         self._caught_up = trio.Event()  # the reader has read the stream to its end once
 
-    def _next_id(self) -> TaskId:
+    def _event(self, payload: Payload[Any]) -> RemoteEvent[T]:
+        task = to_task(0, payload, self._serializer)
         task_id = f"{self._epoch}-{self._next}"
         self._next += 1
-        return task_id
-
-    def _task(self, task_id: TaskId, payload: Payload[Any]) -> tuple[str, str, bytes]:
-        task = to_task(0, payload, self._serializer)
         level = level_of(payload.priority, self._by_priority)
         stream = self._keys.task_stream(level, payload.keys, payload.delivery is Delivery.KEY)
-        return stream, str(task_id), _encode(task)
+        return RemoteEvent(payload, task_id, (stream, task_id, _encode(task)), self._pacer)
 
     def _unavailable(self) -> str | None:
         since = self._failing_since

@@ -56,7 +56,7 @@ GROUP: Final = "workers"
 
 
 @final
-class Reply(msgspec.Struct, array_like=True, frozen=True):
+class Reply(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """
     One task's result, in a result entry: its outcomes, or why it could not run.
     """

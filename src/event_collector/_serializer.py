@@ -7,7 +7,8 @@ pickling it. A pluggable serializer handles other types; pickle is never the def
 
 from __future__ import annotations
 
-from typing import Any, Protocol, final, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, final, runtime_checkable
 
 import msgspec
 
@@ -46,27 +47,16 @@ class MsgpackSerializer:
         type: The type to decode values as (default: whatever msgpack holds).
     """
 
+    #: Return ``value`` as msgpack; ``TypeError`` (naming the type) for a value msgpack
+    #: cannot represent. msgspec's own encoder, called directly: once per task and result.
+    encode: Callable[[object], bytes]
+    #: Return the value in ``data``; ``msgspec.DecodeError`` if it is not valid msgpack (for
+    #: the given type). msgspec's own decoder, called directly.
+    decode: Callable[[bytes], object]
+
     def __init__(self, type: type = object) -> None:
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(type)
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.decode = msgspec.msgpack.Decoder(type).decode
 
     def __repr__(self) -> str:
         return "MsgpackSerializer()"
-
-    def encode(self, value: object) -> bytes:
-        """
-        Return ``value`` as msgpack.
-
-        Raises:
-            TypeError: msgpack cannot represent ``value`` (the message names its type).
-        """
-        return self._encoder.encode(value)
-
-    def decode(self, data: bytes) -> object:
-        """
-        Return the value in ``data``.
-
-        Raises:
-            msgspec.DecodeError: ``data`` is not valid msgpack (for the given type).
-        """
-        return self._decoder.decode(data)

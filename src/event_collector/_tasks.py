@@ -31,6 +31,11 @@ _DELIVERIES: Final = {code: delivery for delivery, code in _CODES.items()}
 # Compared by identity in to_task: a dict lookup would call Enum.__hash__, in Python.
 _KEY_DELIVERY: Final = Delivery.KEY
 _TOPIC_DELIVERY: Final = Delivery.TOPIC
+# The key tuple of each collector's results, shared: a finished event keeps one, and a tuple
+# per result would be allocations the producer's garbage collector counts. Bounded: keys
+# come from workers.
+_KEYS: dict[str | None, tuple[str | None]] = {}
+_MAX_KEYS: Final = 1024
 
 
 def to_task(task_id: int, payload: Payload[Any], serializer: Serializer) -> Task:
@@ -161,5 +166,16 @@ def to_resolution(
     """
     if len(outcomes) == 1:
         outcome = outcomes[0]
-        return to_result(outcome, serializer), (outcome.key,)
+        key = _KEYS.get(outcome.key)
+        if key is None:
+            key = (outcome.key,)
+            if len(_KEYS) < _MAX_KEYS:
+                _KEYS[outcome.key] = key
+        value = outcome.value
+        if value is not None and outcome.error is None:  # to_result's usual case, inlined
+            try:
+                return Ok(serializer.decode(value)), key
+            except Exception:  # to_result decodes it again and says what went wrong
+                pass
+        return to_result(outcome, serializer), key
     return to_result_list(outcomes, serializer), ()

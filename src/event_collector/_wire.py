@@ -60,7 +60,7 @@ BROADCAST, KEY, TOPIC = 0, 1, 2
 
 
 @final
-class ErrorInfo(msgspec.Struct, array_like=True, frozen=True):
+class ErrorInfo(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """
     An exception as text: what a ``RemoteError`` is made of.
     """
@@ -71,7 +71,7 @@ class ErrorInfo(msgspec.Struct, array_like=True, frozen=True):
 
 
 @final
-class Outcome(msgspec.Struct, array_like=True, frozen=True):
+class Outcome(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """
     One collector's result: ``Ok`` with the serialized value, or ``Error``.
     """
@@ -82,7 +82,7 @@ class Outcome(msgspec.Struct, array_like=True, frozen=True):
 
 
 @final
-class Task(msgspec.Struct, array_like=True, frozen=True):
+class Task(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """
     A payload to run: its serialized value and the metadata that routes it.
     """
@@ -99,7 +99,7 @@ class Task(msgspec.Struct, array_like=True, frozen=True):
 
 
 @final
-class TaskResult(msgspec.Struct, array_like=True, frozen=True):
+class TaskResult(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """
     A task's results, one per collector reached, with the attempt that produced them.
     """
@@ -110,7 +110,7 @@ class TaskResult(msgspec.Struct, array_like=True, frozen=True):
 
 
 @final
-class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True):
+class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True, gc=False):
     """
     A producer introduces itself; also after a ``Reset``.
     """
@@ -123,7 +123,7 @@ class Hello(msgspec.Struct, tag=1, array_like=True, frozen=True):
 
 
 @final
-class Welcome(msgspec.Struct, tag=2, array_like=True, frozen=True):
+class Welcome(msgspec.Struct, tag=2, array_like=True, frozen=True, gc=False):
     """
     The gateway accepts a producer (with credit) or a worker.
     """
@@ -134,7 +134,7 @@ class Welcome(msgspec.Struct, tag=2, array_like=True, frozen=True):
 
 
 @final
-class Submit(msgspec.Struct, tag=3, array_like=True, frozen=True):
+class Submit(msgspec.Struct, tag=3, array_like=True, frozen=True, gc=False):
     """
     A producer's tasks, each spending one credit.
     """
@@ -143,7 +143,7 @@ class Submit(msgspec.Struct, tag=3, array_like=True, frozen=True):
 
 
 @final
-class Results(msgspec.Struct, tag=4, array_like=True, frozen=True):
+class Results(msgspec.Struct, tag=4, array_like=True, frozen=True, gc=False):
     """
     Results, and credit: a worker's free slots again, or tasks a producer may send.
 
@@ -155,7 +155,7 @@ class Results(msgspec.Struct, tag=4, array_like=True, frozen=True):
 
 
 @final
-class Refused(msgspec.Struct, tag=5, array_like=True, frozen=True):
+class Refused(msgspec.Struct, tag=5, array_like=True, frozen=True, gc=False):
     """
     The gateway refuses tasks (malformed, or it is shutting down): they will not run.
     """
@@ -165,7 +165,7 @@ class Refused(msgspec.Struct, tag=5, array_like=True, frozen=True):
 
 
 @final
-class Reset(msgspec.Struct, tag=6, array_like=True, frozen=True):
+class Reset(msgspec.Struct, tag=6, array_like=True, frozen=True, gc=False):
     """
     The gateway does not know the sender: say ``Hello`` (or ``Ready``) again.
 
@@ -176,7 +176,7 @@ class Reset(msgspec.Struct, tag=6, array_like=True, frozen=True):
 
 
 @final
-class Ready(msgspec.Struct, tag=7, array_like=True, frozen=True):
+class Ready(msgspec.Struct, tag=7, array_like=True, frozen=True, gc=False):
     """
     A worker registers (or re-registers) with the tasks it can take now.
     """
@@ -186,7 +186,7 @@ class Ready(msgspec.Struct, tag=7, array_like=True, frozen=True):
 
 
 @final
-class Dispatch(msgspec.Struct, tag=8, array_like=True, frozen=True):
+class Dispatch(msgspec.Struct, tag=8, array_like=True, frozen=True, gc=False):
     """
     Tasks for a worker, numbered by the gateway.
     """
@@ -195,14 +195,14 @@ class Dispatch(msgspec.Struct, tag=8, array_like=True, frozen=True):
 
 
 @final
-class Ping(msgspec.Struct, tag=9, array_like=True, frozen=True):
+class Ping(msgspec.Struct, tag=9, array_like=True, frozen=True, gc=False):
     """
     A heartbeat that asks for a ``Pong``.
     """
 
 
 @final
-class Pong(msgspec.Struct, tag=10, array_like=True, frozen=True):
+class Pong(msgspec.Struct, tag=10, array_like=True, frozen=True, gc=False):
     """
     The answer to a ``Ping``; from the gateway, with its instance id.
     """
@@ -211,14 +211,14 @@ class Pong(msgspec.Struct, tag=10, array_like=True, frozen=True):
 
 
 @final
-class Leaving(msgspec.Struct, tag=11, array_like=True, frozen=True):
+class Leaving(msgspec.Struct, tag=11, array_like=True, frozen=True, gc=False):
     """
     A worker drains: no new tasks for it; it still sends the results of those it has.
     """
 
 
 @final
-class Bye(msgspec.Struct, tag=12, array_like=True, frozen=True):
+class Bye(msgspec.Struct, tag=12, array_like=True, frozen=True, gc=False):
     """
     The sender is gone for good: forget it.
     """

@@ -128,6 +128,7 @@ class Worker(metaclass=NoPublicConstructor):
         log: FilteringBoundLogger,
     ) -> None:
         self.queue = queue
+        self._publisher = queue.get_publisher()  # the queue runs already
         self.endpoint = endpoint
         self.name = name
         self._capacity = capacity
@@ -181,7 +182,7 @@ class Worker(metaclass=NoPublicConstructor):
             self._finished(reference, attempt, (Outcome(None, error=error_info(exc)),))
             return
         try:
-            event = self.queue.get_publisher().send_nowait(payload)
+            event = self._publisher.send_nowait(payload)
         except trio.ClosedResourceError as exc:  # a task that crossed our drain
             self._finished(reference, attempt, (Outcome(None, error=error_info(exc)),))
             return
@@ -215,7 +216,9 @@ class Worker(metaclass=NoPublicConstructor):
         else:
             assert outcome is not None
             outcomes = (to_outcome(key[0], outcome, self._serializer),)
-        self._finished(reference, attempt, outcomes)
+        # _finished(...), inlined: once per task.
+        self._done.append((reference, attempt, outcomes))
+        self._wake.set()
 
     async def wait_for(self, event: EventBase[Any]) -> None:  # pragma: no cover
         raise RuntimeError("a worker's events are not waited for")

@@ -22,7 +22,7 @@ import zmq
 
 from ._data import Payload
 from ._logging import get_logger
-from ._producer import Producer, TaskId
+from ._producer import Producer, RemoteEvent
 from ._remote import CurveClient, Heartbeat, connect_socket
 from ._serializer import Serializer
 from ._tasks import to_resolution, to_task
@@ -37,7 +37,6 @@ from ._wire import (
     Reset,
     Results,
     Submit,
-    Task,
     Welcome,
     decode,
     encode,
@@ -77,14 +76,11 @@ class ZmqProducer(Producer[T]):
         self._last_sent = trio.current_time()
         self._lost = False  # the gateway has been silent for the heartbeat bound
 
-    def _next_id(self) -> TaskId:
+    def _event(self, payload: Payload[Any]) -> RemoteEvent[T]:
         task_id = self._next
-        self._next += 1
-        return task_id
-
-    def _task(self, task_id: TaskId, payload: Payload[Any]) -> Task:
-        assert isinstance(task_id, int)
-        return to_task(task_id, payload, self._serializer)
+        task = to_task(task_id, payload, self._serializer)
+        self._next = task_id + 1
+        return RemoteEvent(payload, task_id, task, self._pacer)
 
     def _unavailable(self) -> str | None:
         if not self._lost:
@@ -158,7 +154,7 @@ class ZmqProducer(Producer[T]):
         if self._gateway is not None:
             self._log.info("gateway_restarted", endpoint=self.endpoint)
         self._gateway = gateway
-        self._outbox = [task for _, task in self._pending.values()]
+        self._outbox = [event._wire for event in self._pending.values()]
         self._credit = 0
         self._submitted = 0
         self._add_credit(credit)
