@@ -153,6 +153,9 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for the window
         self._settled = trio.lowlevel.ParkingLot()  # close() waiting for the last result
         self._closed = False
+        # Raised by the transport while the broker may be unavailable: only then does a send
+        # ask it (_unavailable) whether to refuse.
+        self._troubled = False
         self._duplicates = 0
         self._malformed = 0
 
@@ -197,7 +200,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         while len(pending) >= self._window:
             self._check_open()
             await self._room.park()
-        self._check_open()
+        if self._closed or self._troubled:
+            self._check_open()
         # _enqueue(event), inlined: once per send.
         pending[event.task_id] = event
         self._outbox.append(event._wire)

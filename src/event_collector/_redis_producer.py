@@ -129,6 +129,7 @@ class RedisProducer(Producer[T]):
     def _failed_call(self, exc: BaseException) -> None:
         if self._failing_since is None:
             self._failing_since = trio.current_time()
+            self._troubled = True
             self._log.warning("redis_unreachable", url=self.endpoint, error=str(exc))
         self._last_error = str(exc) or type(exc).__name__
         reason = self._unavailable()
@@ -141,6 +142,7 @@ class RedisProducer(Producer[T]):
     def _reached(self) -> None:
         if self._failing_since is not None:
             self._failing_since = None
+            self._troubled = False
             self._log.info("redis_reachable", url=self.endpoint)
 
     # -- the tasks -----------------------------------------------------------------------

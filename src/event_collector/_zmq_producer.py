@@ -110,7 +110,7 @@ class ZmqProducer(Producer[T]):
     def _heard(self) -> None:
         self._last_heard = trio.current_time()
         if self._lost:
-            self._lost = False
+            self._lost = self._troubled = False
             self._log.info("gateway_back", endpoint=self.endpoint)
 
     def _handle(self, message: Message) -> None:
@@ -218,7 +218,7 @@ class ZmqProducer(Producer[T]):
                     self._last_sent = now
 
     def _gateway_lost(self) -> None:
-        self._lost = True
+        self._lost = self._troubled = True
         reason = self._unavailable()
         assert reason is not None
         self._log.warning("gateway_lost", endpoint=self.endpoint, pending=len(self._pending))
