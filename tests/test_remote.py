@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 import zmq
 import zmq.auth
 from hypothesis import HealthCheck, given, settings
@@ -213,6 +214,39 @@ class TestFlowControl:
                     events.append(await sender.send(3))  # waits for a result
                     assert trio.current_time() - started >= 0.15
                     assert [(await e.wait()).first() for e in events] == [Ok(i) for i in range(4)]
+
+    async def test_a_full_window_refills_an_eighth_at_a_time(self) -> None:
+        # A send waiting for the window resumes once 2 of 16 slots are free, not 1: a
+        # producer that outpaces its workers then sends its tasks in batches.
+        gates = [trio.Event() for _ in range(16)]
+
+        async def gated(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            await gates[payload.value].wait()
+            return Ok(payload.value)
+
+        resumed = trio.Event()
+        with trio.fail_after(10):
+            async with gateway() as gw, worker(gw, [Collector("g", gated)], credit=16):
+                async with producer(gw, window=16) as sender, trio.open_nursery() as nursery:
+                    events = [sender.send_nowait(i) for i in range(16)]
+
+                    async def send_one_more() -> None:
+                        events.append(await sender.send(0))
+                        resumed.set()
+
+                    nursery.start_soon(send_one_more)
+                    gates[0].set()
+                    await events[0].wait()
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert not resumed.is_set()  # one slot free: still waiting
+                    assert sender.statistics().pending == 15
+                    gates[1].set()
+                    await resumed.wait()  # two free: it goes
+                    assert sender.statistics().pending == 15
+                    for gate in gates[2:]:
+                        gate.set()
+                    results = [(await e.wait()).first() for e in events]
+        assert results == [Ok(i) for i in range(16)] + [Ok(0)]
 
     async def test_the_gateway_never_holds_more_than_its_capacity(self) -> None:
         held: list[int] = []

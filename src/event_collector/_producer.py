@@ -151,6 +151,12 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._outbox: list[Any] = []  # tasks to send
         self._wake = trio.Event()  # the sending task has something to do
         self._room = trio.lowlevel.ParkingLot()  # senders waiting for the window
+        # Senders waiting for the window resume once this few are pending: an eighth of the
+        # window free, not one slot. A producer that has filled its window (its tasks come
+        # faster than they are done) then sends a batch at a time, in one message; woken
+        # for each result, it would send each task in a message of its own, and that costs
+        # every process on the way more than the task itself (a backlog that feeds itself).
+        self._refill_below = window - max(window // 8, 1) + 1
         self._settled = trio.lowlevel.ParkingLot()  # close() waiting for the last result
         self._closed = False
         # Raised by the transport while the broker may be unavailable: only then does a send
@@ -260,8 +266,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         event.attempts = attempts
         event._resolve(outcome, key)
         # _released(), inlined: once per result.
-        if self._room:
-            self._room.unpark()
+        if self._room and len(self._pending) < self._refill_below:
+            self._room.unpark_all()
         if not self._pending:
             self._settled.unpark_all()
 
@@ -291,8 +297,8 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._settled.unpark_all()
 
     def _released(self) -> None:
-        if self._room:  # a send waits for the window
-            self._room.unpark()
+        if self._room and len(self._pending) < self._refill_below:  # sends wait for room
+            self._room.unpark_all()
         if not self._pending:
             self._settled.unpark_all()
 
@@ -368,7 +374,8 @@ async def open_producer(
         name: The producer's name (default: a random one). With Redis it names the
             producer's result stream: a producer restarted with the same name collects
             the results that arrived while it was down (:meth:`RedisProducer.recovered`).
-        window: Events pending at most; ``send`` waits beyond it.
+        window: Events pending at most; ``send`` waits beyond it, until an eighth of the
+            window is free again.
         by_priority: Whether this producer's tasks are taken by ``Payload.priority`` (lower
             first) instead of in order: stable with ZeroMQ; with Redis in levels 0 to 9
             (priorities clamped to them).
