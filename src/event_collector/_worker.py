@@ -187,7 +187,7 @@ class Worker(metaclass=NoPublicConstructor):
             self._finished(reference, attempt, (Outcome(None, error=error_info(exc)),))
             return
         self._tasks[event] = (reference, attempt)
-        event._done = self  # event._notify(self), inlined: it cannot be done yet, only queued
+        event._notify(self)
 
     def _finished(self, reference: Any, attempt: int, outcomes: tuple[Outcome, ...]) -> None:
         self._done.append((reference, attempt, outcomes))
