@@ -218,7 +218,7 @@ class TestFlowControl:
     async def test_a_full_window_refills_an_eighth_at_a_time(self) -> None:
         # A send waiting for the window resumes once 2 of 16 slots are free, not 1: a
         # producer that outpaces its workers then sends its tasks in batches.
-        gates = [trio.Event() for _ in range(16)]
+        gates = [trio.Event() for _ in range(17)]
 
         async def gated(payload: Payload[Any], ctx: Context) -> Result[Any]:
             await gates[payload.value].wait()
@@ -231,7 +231,7 @@ class TestFlowControl:
                     events = [sender.send_nowait(i) for i in range(16)]
 
                     async def send_one_more() -> None:
-                        events.append(await sender.send(0))
+                        events.append(await sender.send(16))
                         resumed.set()
 
                     nursery.start_soon(send_one_more)
@@ -246,7 +246,44 @@ class TestFlowControl:
                     for gate in gates[2:]:
                         gate.set()
                     results = [(await e.wait()).first() for e in events]
-        assert results == [Ok(i) for i in range(16)] + [Ok(0)]
+        assert results == [Ok(i) for i in range(17)]
+
+    async def test_a_new_send_waits_behind_those_waiting_for_room(self) -> None:
+        # While a send waits for the window to refill, a later send (or send_nowait) does
+        # not take the slots that free: it would starve the first for as long as load lasts.
+        gates = [trio.Event() for _ in range(18)]
+
+        async def gated(payload: Payload[Any], ctx: Context) -> Result[Any]:
+            await gates[payload.value].wait()
+            return Ok(payload.value)
+
+        order: list[int] = []
+        with trio.fail_after(10):
+            async with gateway() as gw, worker(gw, [Collector("g", gated)], credit=18):
+                async with producer(gw, window=16) as sender, trio.open_nursery() as nursery:
+                    events = [sender.send_nowait(i) for i in range(16)]
+
+                    async def send(value: int) -> None:
+                        events.append(await sender.send(value))
+                        order.append(value)
+
+                    nursery.start_soon(send, 16)
+                    await trio.testing.wait_all_tasks_blocked()  # 16 waits for room
+                    gates[0].set()
+                    await events[0].wait()  # one slot free: 16 still waits
+                    with pytest.raises(trio.WouldBlock):
+                        sender.send_nowait(99)  # not past the one waiting
+                    nursery.start_soon(send, 17)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert order == []  # 17 waits behind 16, though a slot is free
+                    gates[1].set()
+                    await events[1].wait()
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert sorted(order) == [16, 17]  # two free: both go (woken together)
+                    for gate in gates[2:]:
+                        gate.set()
+                    results = [(await e.wait()).first() for e in events]
+        assert sorted(result.unwrap() for result in results) == list(range(18))
 
     async def test_the_gateway_never_holds_more_than_its_capacity(self) -> None:
         held: list[int] = []

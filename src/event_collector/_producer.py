@@ -85,12 +85,7 @@ class RemoteEvent(EventBase[T]):
     attempts: int
 
     def __init__(self, payload: Payload[Any], task_id: TaskId, task: Any, pacer: Any) -> None:
-        # EventBase.__init__, inlined: one event per send.
-        self.payload = payload
-        self._pacer = pacer
-        self._outcome = None
-        self._key = ()
-        self._done = None
+        super().__init__(payload, pacer)
         self.task_id = task_id
         self.attempts = 0
         # The task as the transport sends it, kept while pending to send it again.
@@ -156,11 +151,14 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         # faster than they are done) then sends a batch at a time, in one message; woken
         # for each result, it would send each task in a message of its own, and that costs
         # every process on the way more than the task itself (a backlog that feeds itself).
+        # While senders wait, a new send waits behind them (else it could take every slot
+        # that frees, for as long as the load lasts); they wait only while at least this
+        # many are pending, so the common case is one comparison.
         self._refill_below = window - max(window // 8, 1) + 1
         self._settled = trio.lowlevel.ParkingLot()  # close() waiting for the last result
         self._closed = False
         # Raised by the transport while the broker may be unavailable: only then does a send
-        # ask it (_unavailable) whether to refuse.
+        # that has room ask it (_unavailable) whether to refuse.
         self._troubled = False
         self._duplicates = 0
         self._malformed = 0
@@ -203,7 +201,9 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         await trio.lowlevel.checkpoint_if_cancelled()
         event = self._event(payload if type(payload) is Payload else Payload(payload))
         pending = self._pending
-        while len(pending) >= self._window:
+        while len(pending) >= self._refill_below and (
+            len(pending) >= self._window or self._room  # full, or others wait for room
+        ):
             self._check_open()
             await self._room.park()
         if self._closed or self._troubled:
@@ -221,14 +221,16 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         Send ``payload`` if fewer than ``window`` events are pending.
 
         Raises:
-            trio.WouldBlock: ``window`` events are pending; nothing was sent.
+            trio.WouldBlock: ``window`` events are pending, or sends wait for room;
+                nothing was sent.
             TypeError: The serializer cannot encode the payload's value.
             GatewayError: The broker has not answered for its timeout.
             trio.ClosedResourceError: The producer is closing.
         """
         event = self._event(payload if type(payload) is Payload else Payload(payload))
         self._check_open()
-        if len(self._pending) >= self._window:
+        pending = len(self._pending)
+        if pending >= self._refill_below and (pending >= self._window or self._room):
             raise trio.WouldBlock
         self._enqueue(event)
         return event
@@ -239,6 +241,12 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         reason = self._unavailable()
         if reason is not None:
             raise GatewayError(reason)
+
+    def _pending_tasks(self) -> list[Any]:
+        """
+        Return the task of every pending event, as the transport sends it, in send order.
+        """
+        return [event._wire for event in self._pending.values()]
 
     def _enqueue(self, event: RemoteEvent[T]) -> None:
         self._pending[event.task_id] = event
@@ -375,7 +383,7 @@ async def open_producer(
             producer's result stream: a producer restarted with the same name collects
             the results that arrived while it was down (:meth:`RedisProducer.recovered`).
         window: Events pending at most; ``send`` waits beyond it, until an eighth of the
-            window is free again.
+            window is free again (a later send waits behind it).
         by_priority: Whether this producer's tasks are taken by ``Payload.priority`` (lower
             first) instead of in order: stable with ZeroMQ; with Redis in levels 0 to 9
             (priorities clamped to them).

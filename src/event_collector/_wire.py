@@ -247,6 +247,11 @@ class ProtocolError(Exception):
     """
 
 
+# Every envelope above is frozen and gc=False (never tracked by the cyclic garbage collector,
+# which a process holding many tasks would otherwise scan again and again): safe because its
+# fields are only str, bytes, int, bool, None and tuples of envelopes, so no reference cycle
+# can pass through one. A field of type Any, msgspec.Raw, list or dict would need gc=True.
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
 

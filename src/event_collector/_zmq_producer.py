@@ -154,7 +154,7 @@ class ZmqProducer(Producer[T]):
         if self._gateway is not None:
             self._log.info("gateway_restarted", endpoint=self.endpoint)
         self._gateway = gateway
-        self._outbox = [event._wire for event in self._pending.values()]
+        self._outbox = self._pending_tasks()
         self._credit = 0
         self._submitted = 0
         self._add_credit(credit)
