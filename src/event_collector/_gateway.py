@@ -142,6 +142,13 @@ class _Worker:
     leaving: bool = False
 
 
+def _load(worker: _Worker) -> int:
+    """
+    Return the tasks ``worker`` holds: dispatch goes to the fewest first.
+    """
+    return len(worker.in_flight)
+
+
 @final
 class _Sender:
     """
@@ -483,15 +490,9 @@ class Gateway(metaclass=NoPublicConstructor):
                 if holder is not None:
                     holder.in_flight.pop(entry.gid, None)
             producer = self._producers.get(entry.producer)
-            # _finish(entry), inlined: once per result.
-            entry.done = True
-            del self._entries[entry.gid]
-            self._outstanding -= 1
             if producer is not None:
                 producer.results.append(TaskResult(entry.task.id, result.attempt, result.outcomes))
-                producer.held -= 1
-        if self._closing and not self._entries:
-            self._drained.set()
+            self._finish(entry)
 
     def _finish(self, entry: _Entry) -> None:
         """
@@ -552,12 +553,7 @@ class Gateway(metaclass=NoPublicConstructor):
             entry = self._next_entry()
             if entry is None:
                 break
-            worker = ready[0]
-            if len(ready) > 1:  # the one with the fewest in flight, without a call per worker
-                least = len(worker.in_flight)
-                for other in ready:
-                    if len(other.in_flight) < least:
-                        worker, least = other, len(other.in_flight)
+            worker = ready[0] if len(ready) == 1 else min(ready, key=_load)
             entry.worker = worker.identity
             worker.in_flight[entry.gid] = entry
             worker.credit -= 1

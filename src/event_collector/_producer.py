@@ -157,8 +157,9 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         self._refill_below = window - max(window // 8, 1) + 1
         self._settled = trio.lowlevel.ParkingLot()  # close() waiting for the last result
         self._closed = False
-        # Raised by the transport while the broker may be unavailable: only then does a send
-        # that has room ask it (_unavailable) whether to refuse.
+        # Raised by the transport while the broker may be unavailable (ZeroMQ: the gateway
+        # is silent; Redis: its calls fail): only then does a send that has room ask it
+        # (_unavailable) whether to refuse.
         self._troubled = False
         self._duplicates = 0
         self._malformed = 0
@@ -273,11 +274,7 @@ class Producer(Generic[T], metaclass=NoPublicConstructor):
         event._wire = None
         event.attempts = attempts
         event._resolve(outcome, key)
-        # _released(), inlined: once per result.
-        if self._room and len(self._pending) < self._refill_below:
-            self._room.unpark_all()
-        if not self._pending:
-            self._settled.unpark_all()
+        self._released()
 
     def _fail(self, task_id: TaskId, reason: str) -> None:
         """

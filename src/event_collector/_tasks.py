@@ -171,11 +171,5 @@ def to_resolution(
             key = (outcome.key,)
             if len(_KEYS) < _MAX_KEYS:
                 _KEYS[outcome.key] = key
-        value = outcome.value
-        if value is not None and outcome.error is None:  # to_result's usual case, inlined
-            try:
-                return Ok(serializer.decode(value)), key
-            except Exception:  # to_result decodes it again and says what went wrong
-                pass
         return to_result(outcome, serializer), key
     return to_result_list(outcomes, serializer), ()

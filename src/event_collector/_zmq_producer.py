@@ -74,7 +74,6 @@ class ZmqProducer(Producer[T]):
         self._hello = True  # a Hello is due
         self._last_heard = trio.current_time()
         self._last_sent = trio.current_time()
-        self._lost = False  # the gateway has been silent for the heartbeat bound
 
     def _event(self, payload: Payload[Any]) -> RemoteEvent[T]:
         task_id = self._next
@@ -83,7 +82,7 @@ class ZmqProducer(Producer[T]):
         return RemoteEvent(payload, task_id, task, self._pacer)
 
     def _unavailable(self) -> str | None:
-        if not self._lost:
+        if not self._troubled:  # the gateway has been silent for the heartbeat bound
             return None
         return f"no answer from the gateway at {self.endpoint} for {self._heartbeat.bound:g} s"
 
@@ -91,7 +90,7 @@ class ZmqProducer(Producer[T]):
         return self._credit
 
     def _connected(self) -> bool:
-        return self._gateway is not None and not self._lost
+        return self._gateway is not None and not self._troubled
 
     # -- the tasks -----------------------------------------------------------------------
 
@@ -109,8 +108,8 @@ class ZmqProducer(Producer[T]):
 
     def _heard(self) -> None:
         self._last_heard = trio.current_time()
-        if self._lost:
-            self._lost = self._troubled = False
+        if self._troubled:
+            self._troubled = False
             self._log.info("gateway_back", endpoint=self.endpoint)
 
     def _handle(self, message: Message) -> None:
@@ -206,7 +205,7 @@ class ZmqProducer(Producer[T]):
             await trio.sleep(heartbeat.interval)
             now = trio.current_time()
             silent = now - self._last_heard
-            if silent >= heartbeat.bound and not self._lost:
+            if silent >= heartbeat.bound and not self._troubled:
                 self._gateway_lost()
             quiet = now - self._last_sent
             if silent >= heartbeat.interval or (
@@ -218,7 +217,7 @@ class ZmqProducer(Producer[T]):
                     self._last_sent = now
 
     def _gateway_lost(self) -> None:
-        self._lost = self._troubled = True
+        self._troubled = True
         reason = self._unavailable()
         assert reason is not None
         self._log.warning("gateway_lost", endpoint=self.endpoint, pending=len(self._pending))
